@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+
+# Build stage: the locked dependencies into a virtualenv, and the iris model artifact.
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY requirements.lock ./
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements.lock
+COPY service/ service/
+RUN /opt/venv/bin/python -m service.models.iris artifacts/iris.joblib
+
+# Runtime stage: no compilers, no pip cache, a non-root user.
+FROM python:3.11-slim-bookworm AS runtime
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home app
+WORKDIR /app
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build --chown=app:app /app/artifacts artifacts/
+COPY --chown=app:app service/ service/
+COPY --chown=app:app gunicorn.conf.py ./
+RUN mkdir -p /app/.data && chown app:app /app/.data
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    DATA_DIR=/app/.data
+USER 10001:10001
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['PORT']}/healthz\", timeout=2)"]
+# gunicorn handles SIGTERM gracefully (GRACEFUL_TIMEOUT_S); exec form so it receives it.
+CMD ["gunicorn", "-c", "gunicorn.conf.py"]

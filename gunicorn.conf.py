@@ -1,0 +1,43 @@
+"""gunicorn settings, from the environment (see the README's table). gunicorn reads this file
+from the working directory; `make run` and the container both start it."""
+
+import os
+from typing import Any
+
+from service.embedded_redis import EmbeddedRedis
+from service.settings import Settings
+
+settings = Settings()
+
+wsgi_app = "service.app:create_app()"
+bind = [f"{settings.host}:{settings.port}"]
+workers = settings.web_concurrency
+worker_class = "service.gunicorn_worker.Worker"
+graceful_timeout = int(settings.graceful_timeout_s)
+timeout = 60
+keepalive = 5
+backlog = 2048
+accesslog = "-" if settings.access_log else None
+errorlog = "-"
+loglevel = settings.log_level
+proc_name = "prediction-service"
+# One control socket per port, so that several servers on one host do not collide.
+control_socket = str((settings.data_dir / f"gunicorn-{settings.port}.ctl").resolve())
+
+_embedded: EmbeddedRedis | None = None
+
+
+def on_starting(server: Any) -> None:
+    """Without REDIS_URL, start a real redis-server under DATA_DIR for the workers to share."""
+    global _embedded
+    if settings.redis_url is None:
+        _embedded = EmbeddedRedis(settings.data_dir / "redis", binary=settings.redis_server_bin)
+        os.environ["REDIS_URL"] = _embedded.start()
+        server.log.info(
+            "event=embedded_redis url=%s binary=%s", os.environ["REDIS_URL"], _embedded.binary
+        )
+
+
+def on_exit(server: Any) -> None:
+    if _embedded is not None:
+        _embedded.stop()

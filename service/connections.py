@@ -1,0 +1,29 @@
+import logging
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.utils import HIREDIS_AVAILABLE
+
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_redis(settings: Settings) -> Redis:
+    """One client, and so one connection pool, per worker process (built after the fork).
+
+    The pool blocks (up to the socket timeout) rather than failing when every connection is
+    busy, so a burst of requests queues instead of erroring.
+    """
+    if settings.redis_url is None:
+        raise RuntimeError("REDIS_URL is not set (`make run` starts an embedded Redis for you)")
+    if not HIREDIS_AVAILABLE:
+        logger.warning("event=redis_parser parser=python hint='install hiredis for speed'")
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_socket_timeout_s,
+        socket_timeout=settings.redis_socket_timeout_s,
+        socket_connect_timeout=settings.redis_socket_timeout_s,
+        decode_responses=False,
+    )
+    return Redis.from_pool(pool)  # the client owns the pool and closes it

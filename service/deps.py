@@ -1,0 +1,29 @@
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from service.backends import AsyncBackend
+from service.jobs import JobStore
+from service.models import Model
+from service.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What a request handler needs, built once per worker process in the lifespan."""
+
+    settings: Settings
+    redis: Redis
+    store: JobStore
+    model: Model
+    backend: AsyncBackend
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

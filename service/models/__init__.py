@@ -1,0 +1,15 @@
+from service.models.base import Model
+from service.settings import Settings
+
+
+def load_model(settings: Settings) -> Model:
+    if settings.model == "iris":
+        from service.models.iris import IrisModel
+
+        return IrisModel(settings.model_path)
+    from service.models.mock import MockModel
+
+    return MockModel(settings.mock_latency_ms, settings.mock_cpu_ms)
+
+
+__all__ = ["Model", "load_model"]

@@ -1,0 +1,28 @@
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from fastapi import Response
+from pydantic import ValidationError
+
+
+def json_response(
+    status: int, body: Any, headers: Mapping[str, str] | None = None, **kwargs: Any
+) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json", **kwargs)
+
+
+def validation_error_body(errors: list[Any], prefix: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One readable line for a person, and the machine-readable list after it."""
+    detail = [
+        {"loc": [*prefix, *error["loc"]], "msg": error["msg"], "type": error["type"]}
+        for error in errors
+    ]
+    summary = "; ".join(
+        f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in detail
+    )
+    return {"error": f"Invalid request: {summary}", "detail": detail}
+
+
+def pydantic_errors(exc: ValidationError) -> list[Any]:
+    return exc.errors(include_url=False, include_input=False, include_context=False)

@@ -1,0 +1,67 @@
+"""Bodies of every response, as the OpenAPI document shows them. The seed's keys and
+messages are kept exactly."""
+
+from typing import Any, Final, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from service.status import JobStatus
+
+STILL_PROCESSING: Final = "Prediction is still being processed."
+NOT_FOUND: Final = "Prediction ID not found."
+FAILED: Final = "Prediction failed."
+EXPIRED: Final = "Prediction expired before it could run."
+STORAGE_UNAVAILABLE: Final = "Storage is unavailable; retry later."
+
+
+class Accepted(BaseModel):
+    prediction_id: UUID
+    status: Literal[JobStatus.QUEUED] = JobStatus.QUEUED
+
+
+class StillProcessing(BaseModel):
+    error: Literal["Prediction is still being processed."] = STILL_PROCESSING
+    prediction_id: UUID
+    status: Literal[JobStatus.QUEUED, JobStatus.RUNNING]
+
+
+class Unsuccessful(BaseModel):
+    error: str = Field(examples=[FAILED, EXPIRED])
+    prediction_id: UUID
+    status: Literal[JobStatus.FAILED, JobStatus.EXPIRED]
+    reason: str | None = Field(None, description="Why, when known (the model's error type).")
+
+
+class NotFound(BaseModel):
+    error: Literal["Prediction ID not found."] = NOT_FOUND
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="What went wrong, for a person to act on.")
+    detail: list[dict[str, Any]] | None = Field(
+        None, description="One entry per problem, where the request was invalid."
+    )
+
+
+class _ResultFields(BaseModel):
+    result: str = Field(description="The model's prediction.")
+    prediction_id: UUID | None = Field(None, description="Set when the result was polled.")
+    status: Literal[JobStatus.SUCCEEDED] | None = None
+    created_at: float | None = Field(None, description="Unix time the job was accepted.")
+    finished_at: float | None = Field(None, description="Unix time the result was stored.")
+
+
+class Health(BaseModel):
+    status: str
+
+
+def prediction_models(input_type: Any, example: Any) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The request and result bodies for the configured model's input type."""
+    request = create_model(
+        "PredictRequest",
+        __config__=ConfigDict(json_schema_extra={"examples": [{"input": example}]}),
+        input=(input_type, ...),
+    )
+    result = create_model("PredictionResult", __base__=_ResultFields, input=(input_type, ...))
+    return request, result

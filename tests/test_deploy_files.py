@@ -1,0 +1,55 @@
+"""docker-compose.yml and the Dockerfile, checked by real tools (Docker cannot run here)."""
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = YAML(typ="safe").load(ROOT / "docker-compose.yml")
+    return loaded
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = run(str(BIN / "hadolint"), "Dockerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_is_multi_stage_and_non_root() -> None:
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    assert sum(line.startswith("FROM ") for line in lines) >= 2
+    assert [line for line in lines if line.startswith("USER ")][-1] != "USER root"
+    assert any(line.startswith("HEALTHCHECK ") for line in lines)
+    assert any("--require-hashes" in line for line in lines)
+
+
+def test_compose_file_matches_the_compose_spec() -> None:
+    result = run(
+        str(BIN / "check-jsonschema"),
+        "--builtin-schema",
+        "vendor.compose-spec",
+        "docker-compose.yml",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_topology() -> None:
+    services = compose()["services"]
+    redis, api = services["redis"], services["api"]
+    assert "--appendonly" in redis["command"]
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+    assert redis["healthcheck"]["test"][-1] == "ping"
+    assert api["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert api["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    assert api["ports"] == ["${PORT:-8080}:8080"]
+    assert api["build"] == "."

@@ -1,0 +1,35 @@
+from fastapi.testclient import TestClient
+
+
+def test_every_endpoint_and_response_is_documented(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
+    assert set(paths) == {"/predict", "/predict/{prediction_id}", "/healthz", "/readyz"}
+    post = paths["/predict"]["post"]
+    assert set(post["responses"]) >= {"200", "202", "413", "422", "503"}
+    assert {p["name"] for p in post["parameters"] if p["in"] == "header"} == {
+        "async_mode",
+        "Async-Mode",
+    }
+    assert "location" in {h.lower() for h in post["responses"]["202"]["headers"]}
+    assert post["requestBody"]["content"]["application/json"]["schema"]["required"] == ["input"]
+    get = paths["/predict/{prediction_id}"]["get"]
+    assert set(get["responses"]) >= {"200", "202", "404", "422", "503"}
+    assert "Retry-After" in get["responses"]["202"]["headers"]
+    [param] = get["parameters"]
+    assert param["schema"]["format"] == "uuid"
+    assert set(paths["/readyz"]["get"]["responses"]) >= {"200", "503"}
+
+
+def test_documented_messages_are_the_seed_messages(client: TestClient) -> None:
+    components = client.get("/openapi.json").json()["components"]["schemas"]
+    assert components["StillProcessing"]["properties"]["error"]["const"] == (
+        "Prediction is still being processed."
+    )
+    assert components["NotFound"]["properties"]["error"]["const"] == "Prediction ID not found."
+
+
+def test_docs_page_is_served(client: TestClient) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert "swagger-ui" in response.text
