@@ -4,21 +4,24 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
-from service.backends import BackgroundBackend
+from service.backends import AsyncBackend, BackgroundBackend, StreamBackend
 from service.connections import create_redis
 from service.deps import Services
 from service.jobs import JobStore
 from service.keys import Keys
 from service.limits import BodySizeLimit
-from service.models import load_model
+from service.models import Model, load_model
+from service.notifier import Notifier
 from service.responses import json_response, validation_error_body
 from service.routes import health
 from service.routes.predict import predict_router
 from service.schemas import STORAGE_UNAVAILABLE
 from service.settings import Settings
+from service.worker import build_consumers
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,19 @@ def _configure_logging(settings: Settings) -> None:
         )
 
 
+def create_backend(
+    settings: Settings, redis: Redis, store: JobStore, keys: Keys, model: Model
+) -> AsyncBackend:
+    if settings.async_backend == "background":
+        return BackgroundBackend(store, model)
+    consumers = None
+    if settings.worker_concurrency > 0:
+        consumers = build_consumers(
+            redis, store, keys, model, settings.worker_config, settings.worker_concurrency
+        )
+    return StreamBackend(store, settings.max_queue, consumers, settings.graceful_timeout_s)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     _configure_logging(settings)
@@ -40,13 +56,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = create_redis(settings)
-        store = JobStore(redis, Keys(settings.key_prefix), settings.result_ttl_s)
-        backend = BackgroundBackend(store, model)
-        app.state.services = Services(settings, redis, store, model, backend)
+        keys = Keys(settings.key_prefix)
+        store = JobStore(
+            redis, keys, settings.result_ttl_s, stream_maxlen=settings.effective_stream_maxlen
+        )
+        notifier = Notifier(redis, keys.done_channel)
+        backend = create_backend(settings, redis, store, keys, model)
+        app.state.services = Services(settings, redis, store, model, backend, notifier)
+        notifier.start()
+        backend.start()
         try:
             yield
         finally:
             await backend.close()
+            await notifier.close()
             await redis.aclose()
 
     app = FastAPI(
@@ -56,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.include_router(predict_router(model))
+    app.include_router(predict_router(model, settings))
     app.include_router(health.router)
 
     @app.exception_handler(RequestValidationError)

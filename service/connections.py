@@ -1,6 +1,8 @@
 import logging
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.utils import HIREDIS_AVAILABLE
 
 from service.settings import Settings
@@ -25,5 +27,8 @@ def create_redis(settings: Settings) -> Redis:
         socket_timeout=settings.redis_socket_timeout_s,
         socket_connect_timeout=settings.redis_socket_timeout_s,
         decode_responses=False,
+        # One quick retry heals a pooled connection that a Redis restart broke; more would
+        # make an outage hang requests instead of failing them fast with 503.
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
     )
     return Redis.from_pool(pool)  # the client owns the pool and closes it

@@ -7,6 +7,7 @@ from redis.asyncio import Redis
 from service.backends import AsyncBackend
 from service.jobs import JobStore
 from service.models import Model
+from service.notifier import Notifier
 from service.settings import Settings
 
 
@@ -19,6 +20,7 @@ class Services:
     store: JobStore
     model: Model
     backend: AsyncBackend
+    notifier: Notifier
 
 
 def get_services(request: Request) -> Services:

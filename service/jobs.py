@@ -1,16 +1,22 @@
-"""The job hash: one Redis hash per prediction, keyed by its id, expiring after RESULT_TTL_S."""
+"""The job hash: one Redis hash per prediction, keyed by its id, expiring after RESULT_TTL_S,
+and the atomic steps of a job's life (submit, start, finish), one round trip each."""
 
+import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 from uuid import UUID
 
 import orjson
 from redis.asyncio import Redis
 from redis.typing import FieldT
 
-from service.keys import Keys
+from service import scripts
+from service.keys import GROUP, Keys
 from service.status import JobStatus
+
+Outcome = Literal["succeeded", "failed", "expired", "retry", "dead", "gone"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,26 +45,87 @@ class Job:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What the submit script decided."""
+
+    verdict: Literal["ok", "full", "duplicate", "conflict"]
+    backlog: int = 0
+    completed: int = 0
+    existing_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """How one delivery of a job ends."""
+
+    entry_id: bytes
+    job_id: UUID
+    outcome: Outcome
+    value: str
+
+
+def body_digest(input_json: bytes) -> str:
+    return hashlib.sha256(input_json).hexdigest()
+
+
 class JobStore:
-    def __init__(self, redis: Redis, keys: Keys, ttl_s: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        ttl_s: int,
+        *,
+        stream_maxlen: int = 100_000,
+        dead_letter_maxlen: int = 10_000,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl_s = ttl_s
+        self.stream_maxlen = stream_maxlen
+        self.dead_letter_maxlen = dead_letter_maxlen
+        self._submit = redis.register_script(scripts.SUBMIT)
+        self._mark_running = redis.register_script(scripts.MARK_RUNNING)
+        self._finish_batch = redis.register_script(scripts.FINISH_BATCH)
 
-    async def create(self, job_id: UUID, input_json: bytes) -> None:
-        """One round trip; MULTI so that a hash never exists without its TTL."""
-        key = self.keys.job(job_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                key,
-                mapping={
-                    "status": JobStatus.QUEUED.value,
-                    "input": input_json,
-                    "created_at": repr(time.time()),
-                },
-            )
-            pipe.expire(key, self.ttl_s)
-            await pipe.execute()
+    async def submit(
+        self,
+        job_id: UUID,
+        input_json: bytes,
+        *,
+        enqueue: bool,
+        max_queue: int = 0,
+        deadline_at: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Admission:
+        """One round trip: admission, the job hash with its TTL, the stream entry, the
+        idempotency record, atomically."""
+        reply = await self._submit(
+            keys=[
+                self.keys.job(job_id),
+                self.keys.stream,
+                self.keys.backlog,
+                self.keys.completed,
+                self.keys.idempotency(idempotency_key) if idempotency_key else "",
+            ],
+            args=[
+                str(job_id),
+                input_json,
+                repr(time.time()),
+                self.ttl_s,
+                max_queue,
+                self.stream_maxlen,
+                repr(deadline_at) if deadline_at is not None else "",
+                body_digest(input_json) if idempotency_key else "",
+                "1" if enqueue else "0",
+            ],
+        )
+        verdict = reply[0].decode()
+        if verdict in ("duplicate", "conflict"):
+            return Admission(verdict, existing_id=UUID(reply[1].decode()))
+        if verdict == "full":
+            return Admission("full", backlog=int(reply[1]), completed=int(reply[2]))
+        return Admission("ok", backlog=int(reply[1]))
 
     async def get(self, job_id: UUID) -> Job | None:
         """One round trip (HGETALL)."""
@@ -66,6 +133,31 @@ class JobStore:
         if not fields or b"status" not in fields:
             return None
         return Job.from_hash(job_id, fields)
+
+    async def mark_running(self, job_ids: Sequence[UUID]) -> list[tuple[int, float | None]]:
+        """One round trip for a batch: per job (attempts including this one, created_at);
+        attempts is -1 for a job already final and -2 for one whose hash is gone."""
+        reply = await self._mark_running(
+            keys=[self.keys.job(job_id) for job_id in job_ids], args=[repr(time.time())]
+        )
+        return [(int(attempts), float(created) if created else None) for attempts, created in reply]
+
+    async def finish_batch(self, finishes: Sequence[Finish]) -> int:
+        """One round trip for a batch: results, XACK, dead letters, counters and the
+        completion notice. Returns how many jobs this call made final."""
+        args: list[FieldT] = [
+            GROUP,
+            self.ttl_s,
+            repr(time.time()),
+            self.keys.done_channel,
+            self.stream_maxlen,
+            self.dead_letter_maxlen,
+        ]
+        for finish in finishes:
+            args += [finish.entry_id, str(finish.job_id), finish.outcome, finish.value]
+        keys = [self.keys.stream, self.keys.backlog, self.keys.completed, self.keys.dead_letters]
+        keys += [self.keys.job(finish.job_id) for finish in finishes]
+        return int(await self._finish_batch(keys=keys, args=args))
 
     async def finish(
         self,
@@ -75,7 +167,8 @@ class JobStore:
         result: str | None = None,
         error: str | None = None,
     ) -> None:
-        """One round trip; the TTL restarts so a result is kept RESULT_TTL_S after it exists."""
+        """A job that never went through the stream (the background backend): one round trip;
+        the TTL restarts so a result is kept RESULT_TTL_S after it exists."""
         key = self.keys.job(job_id)
         fields: dict[FieldT, FieldT] = {"status": status.value, "finished_at": repr(time.time())}
         if result is not None:
@@ -85,4 +178,6 @@ class JobStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=fields)
             pipe.expire(key, self.ttl_s)
+            pipe.incr(self.keys.completed)
+            pipe.publish(self.keys.done_channel, str(job_id))
             await pipe.execute()

@@ -13,6 +13,7 @@ NOT_FOUND: Final = "Prediction ID not found."
 FAILED: Final = "Prediction failed."
 EXPIRED: Final = "Prediction expired before it could run."
 STORAGE_UNAVAILABLE: Final = "Storage is unavailable; retry later."
+IDEMPOTENCY_CONFLICT: Final = "This Idempotency-Key was already used with a different body."
 
 
 class Accepted(BaseModel):
@@ -62,6 +63,18 @@ def prediction_models(input_type: Any, example: Any) -> tuple[type[BaseModel], t
         "PredictRequest",
         __config__=ConfigDict(json_schema_extra={"examples": [{"input": example}]}),
         input=(input_type, ...),
+        deadline_s=(
+            float | None,
+            Field(
+                None,
+                gt=0,
+                le=86_400,
+                description=(
+                    "Async mode: seconds from now by which a worker must start the job; "
+                    "one still queued then ends `expired` instead of running."
+                ),
+            ),
+        ),
     )
     result = create_model("PredictionResult", __base__=_ResultFields, input=(input_type, ...))
     return request, result

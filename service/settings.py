@@ -1,9 +1,12 @@
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from service.worker import WorkerConfig
 
 
 class Settings(BaseSettings):
@@ -30,10 +33,46 @@ class Settings(BaseSettings):
     mock_latency_ms: float = Field(0.0, ge=0)
     mock_cpu_ms: float = Field(0.0, ge=0)
 
-    async_backend: Literal["background"] = "background"
+    async_backend: Literal["stream", "background"] = "stream"
+    worker_concurrency: int = Field(1, ge=0)
+    max_batch_size: int = Field(32, ge=1)
+    max_batch_wait_ms: float = Field(2.0, ge=0)
+    claim_idle_ms: int = Field(15_000, ge=10)
+    max_attempts: int = Field(3, ge=1)
+    max_queue: int = Field(10_000, ge=1)
+    stream_maxlen: int | None = Field(None, ge=1)
+    max_wait_s: float = Field(30.0, gt=0)
+    worker_block_ms: int = Field(1000, ge=1)
+    idempotency_key_max_length: int = Field(255, ge=1)
     result_ttl_s: int = Field(86_400, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1)
     retry_after_s: int = Field(1, ge=1)
+
+    @property
+    def effective_stream_maxlen(self) -> int:
+        # Trimming must only ever drop acknowledged entries: keep the cap well above the
+        # most entries admission control lets wait.
+        return self.stream_maxlen or 10 * self.max_queue
+
+    @property
+    def worker_config(self) -> "WorkerConfig":
+        from service.worker import WorkerConfig
+
+        # A blocking read must return well within the socket timeout.
+        block_ms = max(1, min(self.worker_block_ms, int(self.redis_socket_timeout_s * 500)))
+        return WorkerConfig(
+            max_batch_size=self.max_batch_size,
+            max_batch_wait_ms=self.max_batch_wait_ms,
+            claim_idle_ms=self.claim_idle_ms,
+            max_attempts=self.max_attempts,
+            block_ms=block_ms,
+        )
+
+    @model_validator(mode="after")
+    def _stream_cap_above_queue(self) -> Self:
+        if self.stream_maxlen is not None and self.stream_maxlen < 2 * self.max_queue:
+            raise ValueError("STREAM_MAXLEN must be at least twice MAX_QUEUE")
+        return self
 
     @field_validator("redis_url")
     @classmethod
@@ -50,3 +89,17 @@ class Settings(BaseSettings):
         if not value or any(c in value for c in "*?[]"):
             raise ValueError("KEY_PREFIX must be non-empty and free of glob characters")
         return value
+
+
+def standalone_redis_url(settings: Settings) -> str:
+    """A standalone worker without REDIS_URL joins the embedded Redis that `make run` started
+    from the same DATA_DIR, if there is one."""
+    if settings.redis_url is not None:
+        return settings.redis_url
+    socket_path = (settings.data_dir / "redis" / "redis.sock").resolve()
+    if socket_path.exists():
+        return f"unix://{socket_path}"
+    raise RuntimeError(
+        "REDIS_URL is not set and no embedded Redis runs under DATA_DIR: start `make run` "
+        "first, or set REDIS_URL"
+    )

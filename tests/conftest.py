@@ -39,7 +39,8 @@ def make_client(redis_url: str) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def make(**overrides: Any) -> TestClient:
-        settings = Settings(**{"redis_url": redis_url, **overrides})
+        # Consumers block at most 50 ms in a read, so that apps shut down quickly.
+        settings = Settings(**{"redis_url": redis_url, "worker_block_ms": 50, **overrides})
         client = TestClient(create_app(settings))
         client.__enter__()
         clients.append(client)
@@ -52,7 +53,9 @@ def make_client(redis_url: str) -> Iterator[Callable[..., TestClient]]:
 
 @pytest.fixture
 def client(make_client: Callable[..., TestClient]) -> TestClient:
-    return make_client()
+    """An app without in-process consumers: every Redis command seen is a request's own, and
+    async jobs stay queued."""
+    return make_client(worker_concurrency=0)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ def test_sync_prediction_is_the_class_name(iris: TestClient) -> None:
 def test_async_prediction_end_to_end(iris: TestClient) -> None:
     accepted = iris.post("/predict", json={"input": VIRGINICA}, headers={"async_mode": "true"})
     assert accepted.status_code == 202
-    polled = iris.get(accepted.headers["location"]).json()
+    polled = iris.get(accepted.headers["location"] + "?wait=5").json()
     assert polled["input"] == VIRGINICA
     assert polled["result"] == "virginica"
 

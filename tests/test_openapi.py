@@ -6,18 +6,21 @@ def test_every_endpoint_and_response_is_documented(client: TestClient) -> None:
     paths = schema["paths"]
     assert set(paths) == {"/predict", "/predict/{prediction_id}", "/healthz", "/readyz"}
     post = paths["/predict"]["post"]
-    assert set(post["responses"]) >= {"200", "202", "413", "422", "503"}
+    assert set(post["responses"]) >= {"200", "202", "413", "422", "429", "503"}
     assert {p["name"] for p in post["parameters"] if p["in"] == "header"} == {
         "async_mode",
         "Async-Mode",
+        "Idempotency-Key",
+        "Prefer",
     }
     assert "location" in {h.lower() for h in post["responses"]["202"]["headers"]}
     assert post["requestBody"]["content"]["application/json"]["schema"]["required"] == ["input"]
     get = paths["/predict/{prediction_id}"]["get"]
     assert set(get["responses"]) >= {"200", "202", "404", "422", "503"}
     assert "Retry-After" in get["responses"]["202"]["headers"]
-    [param] = get["parameters"]
-    assert param["schema"]["format"] == "uuid"
+    params = {p["name"]: p for p in get["parameters"]}
+    assert params["prediction_id"]["schema"]["format"] == "uuid"
+    assert params["wait"]["in"] == "query"
     assert set(paths["/readyz"]["get"]["responses"]) >= {"200", "503"}
 
 

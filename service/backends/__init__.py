@@ -1,4 +1,19 @@
 from service.backends.background import BackgroundBackend
-from service.backends.base import AfterResponse, AsyncBackend
+from service.backends.base import (
+    AfterResponse,
+    AsyncBackend,
+    IdempotencyConflictError,
+    QueueFullError,
+    Submission,
+)
+from service.backends.stream import StreamBackend
 
-__all__ = ["AfterResponse", "AsyncBackend", "BackgroundBackend"]
+__all__ = [
+    "AfterResponse",
+    "AsyncBackend",
+    "BackgroundBackend",
+    "IdempotencyConflictError",
+    "QueueFullError",
+    "StreamBackend",
+    "Submission",
+]

@@ -2,7 +2,7 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from service.backends.base import AfterResponse
+from service.backends.base import IdempotencyConflictError, Submission
 from service.jobs import JobStore
 from service.models import Model
 from service.status import JobStatus
@@ -14,26 +14,44 @@ class BackgroundBackend:
     """The seed's strategy: FastAPI BackgroundTasks in the process that served the request.
 
     Kept as the reference to compare against: a worker that dies takes its pending work with
-    it, leaving those jobs queued until their TTL ends.
+    it, leaving those jobs queued until their TTL ends, and a slow model runs in the very
+    process that serves HTTP. There is no admission control and deadlines are not enforced.
     """
 
     def __init__(self, store: JobStore, model: Model) -> None:
         self.store = store
         self.model = model
 
-    async def submit(self, job_id: UUID, payload: Any, input_json: bytes) -> AfterResponse | None:
-        await self.store.create(job_id, input_json)
+    async def submit(
+        self,
+        job_id: UUID,
+        payload: Any,
+        input_json: bytes,
+        *,
+        deadline_at: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Submission:
+        admission = await self.store.submit(
+            job_id, input_json, enqueue=False, idempotency_key=idempotency_key
+        )
+        if admission.verdict == "conflict":
+            raise IdempotencyConflictError
+        if admission.verdict == "duplicate" and admission.existing_id is not None:
+            return Submission(admission.existing_id, replayed=True)
 
         async def run() -> None:
             try:
                 [result] = await self.model.predict_batch([payload])
             except Exception as exc:
-                logger.exception("event=prediction_failed prediction_id=%s", job_id)
-                await self.store.finish(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}")
+                logger.warning("event=model_error prediction_id=%s", job_id, exc_info=exc)
+                await self.store.finish(job_id, JobStatus.FAILED, error=type(exc).__name__)
                 return
             await self.store.finish(job_id, JobStatus.SUCCEEDED, result=result)
 
-        return run
+        return Submission(job_id, after=run)
+
+    def start(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None
