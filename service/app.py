@@ -48,10 +48,11 @@ def create_backend(
     return StreamBackend(store, settings.max_queue, consumers, settings.graceful_timeout_s)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, model: Model | None = None) -> FastAPI:
+    """The app; `model` replaces the one MODEL names (tests pass their own)."""
     settings = settings or Settings()
     _configure_logging(settings)
-    model = load_model(settings)
+    model = model or load_model(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

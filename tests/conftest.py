@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.embedded_redis import EmbeddedRedis, free_port
+from service.models import Model
 from service.settings import Settings
 
 
@@ -38,10 +39,10 @@ def make_client(redis_url: str) -> Iterator[Callable[..., TestClient]]:
     """An in-process client of an app built with the given settings (lifespan included)."""
     clients: list[TestClient] = []
 
-    def make(**overrides: Any) -> TestClient:
+    def make(with_model: Model | None = None, **overrides: Any) -> TestClient:
         # Consumers block at most 50 ms in a read, so that apps shut down quickly.
         settings = Settings(**{"redis_url": redis_url, "worker_block_ms": 50, **overrides})
-        client = TestClient(create_app(settings))
+        client = TestClient(create_app(settings, with_model))
         client.__enter__()
         clients.append(client)
         return client

@@ -7,12 +7,19 @@ from fastapi.testclient import TestClient
 
 from service.embedded_redis import free_port
 from service.status import JobStatus
+from tests.apps import FailingModel, in_app, services_of
 
 BODY = {"input": "some_input_data"}
 
 
 # The test's own probes, and what a new connection sends once (not per request).
-_NOT_PER_REQUEST = ("cmdstat_info", "cmdstat_config", "cmdstat_client", "cmdstat_hello")
+_NOT_PER_REQUEST = (
+    "cmdstat_info",
+    "cmdstat_config",
+    "cmdstat_client",
+    "cmdstat_hello",
+    "cmdstat_subscribe",  # the notifier's one subscription, made once at start-up
+)
 
 
 def commands_seen(client: redis.Redis) -> dict[str, int]:
@@ -131,10 +138,9 @@ def test_poll_is_one_command(
 def test_still_processing_body_and_retry_after(
     client: TestClient, redis_client: redis.Redis
 ) -> None:
-    app = client.app
-    store = app.state.services.store  # type: ignore[attr-defined]
+    store = services_of(client).store
     job_id = uuid.uuid4()
-    client.portal.call(lambda: store.submit(job_id, b'"x"', enqueue=False))
+    in_app(client, lambda: store.submit(job_id, b'"x"', enqueue=False))
     response = client.get(f"/predict/{job_id}")
     assert response.status_code == 202
     assert response.json()["error"] == "Prediction is still being processed."
@@ -150,10 +156,10 @@ def test_still_processing_body_and_retry_after(
     ],
 )
 def test_unsuccessful_jobs_say_why(client: TestClient, status: JobStatus, message: str) -> None:
-    store = client.app.state.services.store  # type: ignore[attr-defined]
+    store = services_of(client).store
     job_id = uuid.uuid4()
-    client.portal.call(lambda: store.submit(job_id, b'"x"', enqueue=False))
-    client.portal.call(lambda: store.finish(job_id, status, error="ValueError"))  # type: ignore[union-attr]
+    in_app(client, lambda: store.submit(job_id, b'"x"', enqueue=False))
+    in_app(client, lambda: store.finish(job_id, status, error="ValueError"))
     response = client.get(f"/predict/{job_id}")
     assert response.status_code == 200
     assert response.json() == {
@@ -165,13 +171,7 @@ def test_unsuccessful_jobs_say_why(client: TestClient, status: JobStatus, messag
 
 
 def test_model_error_in_background_marks_failed(make_client: Callable[..., TestClient]) -> None:
-    client = make_client(async_backend="background")
-    model = client.app.state.services.model  # type: ignore[attr-defined]
-
-    async def broken(inputs: object) -> list[str]:
-        raise RuntimeError("boom")
-
-    model.predict_batch = broken
+    client = make_client(FailingModel(), async_backend="background")
     accepted = client.post("/predict", json=BODY, headers={"async_mode": "true"})
     body = client.get(accepted.headers["location"]).json()
     assert body["status"] == "failed"
