@@ -27,6 +27,7 @@ class Notifier:
         self.channel = channel
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self.subscribed = asyncio.Event()
 
     @property
@@ -37,10 +38,11 @@ class Notifier:
         self._task = asyncio.create_task(self._run(), name="notifier")
 
     async def close(self) -> None:
+        # Stopped by a flag the reader checks between reads of at most a second: a
+        # cancellation inside a Redis read can be taken for a timeout and swallowed there.
+        self._closing.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
 
     @contextlib.contextmanager
     def watch(self, job_id: UUID) -> Iterator[asyncio.Event]:
@@ -69,7 +71,7 @@ class Notifier:
 
     async def _run(self) -> None:
         backoff = 0.05
-        while True:
+        while not self._closing.is_set():
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self.channel)
@@ -77,15 +79,16 @@ class Notifier:
                     backoff = 0.05
                     # Notices published while unsubscribed are gone: let every waiter re-check.
                     self._wake_all()
-                    while True:
-                        message = await pubsub.get_message(timeout=1.0)
+                    while not self._closing.is_set():
+                        message = await pubsub.get_message(timeout=0.5)
                         if message is not None and message["type"] == "message":
                             for job_id in message["data"].decode().split(","):
                                 self._wake(job_id)
             except (RedisError, OSError) as exc:
                 self.subscribed.clear()
                 logger.warning("event=notifier_disconnected error=%s", type(exc).__name__)
-                await asyncio.sleep(backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), backoff)
                 backoff = min(backoff * 2, 2.0)
 
 

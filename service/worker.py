@@ -23,6 +23,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from service import scripts
 from service.jobs import Finish, JobStore, Outcome
 from service.keys import GROUP, Keys
 from service.models import Model
@@ -94,6 +95,7 @@ class StreamConsumer:
         self._stopping = asyncio.Event()
         self._group_ready = False
         self._next_claim_at = 0.0
+        self._forget_idle = redis.register_script(scripts.FORGET_IDLE_CONSUMERS)
 
     def stop(self) -> None:
         """Stop reading; the batch in hand is finished first."""
@@ -175,12 +177,23 @@ class StreamConsumer:
             start_id="0-0",
             count=self.config.max_batch_size,
         )
+        await self._forget_dead_consumers()
         entries = cast(list[tuple[bytes, dict[bytes, bytes] | None]], reply[1])
         claimed = [_parse(entry_id, fields) or (entry_id, None) for entry_id, fields in entries]
         if claimed:
             self.stats.reclaimed += len(claimed)
             logger.info("event=reclaimed consumer=%s count=%d", self.name, len(claimed))
         return claimed
+
+    async def _forget_dead_consumers(self) -> None:
+        """Drop the consumers of exited processes once nothing is pending on them, so that
+        the group does not grow with every restart."""
+        threshold_ms = max(60_000, 4 * self.config.claim_idle_ms)
+        forgotten = await self._forget_idle(
+            keys=[self.keys.stream], args=[GROUP, threshold_ms, self.name]
+        )
+        if forgotten:
+            logger.info("event=consumers_forgotten consumer=%s count=%d", self.name, forgotten)
 
     async def _process(self, batch: Sequence[Delivery | tuple[bytes, None]]) -> None:
         deliveries = [item for item in batch if isinstance(item, Delivery)]
@@ -211,7 +224,16 @@ class StreamConsumer:
         if runnable:
             finishes += await self._run_model(runnable)
         if finishes:
-            await self.store.finish_batch(finishes)
+            made_final = await self.store.finish_batch(finishes)
+            expected = sum(finish.outcome != "retry" for finish in finishes)
+            if made_final < expected:
+                # Another consumer reclaimed these while this one stalled, and finished first:
+                # their results stand, these are dropped.
+                logger.info(
+                    "event=duplicate_completion consumer=%s ignored=%d",
+                    self.name,
+                    expected - made_final,
+                )
 
     async def _run_model(self, runnable: list[tuple[Delivery, int]]) -> list[Finish]:
         self.stats.batches += 1
@@ -256,20 +278,24 @@ class StreamConsumer:
         reclaim work that is still in progress."""
 
         ids: list[int | bytes | str | memoryview[int]] = list(entry_ids)
+        done = asyncio.Event()
 
         async def heartbeat() -> None:
-            while True:
-                await asyncio.sleep(self.config.claim_idle_ms / 3000)
+            while not done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), self.config.claim_idle_ms / 3000)
+                    return
                 with contextlib.suppress(RedisError, OSError):
                     await self.redis.xclaim(self.keys.stream, GROUP, self.name, 0, ids, justid=True)
 
+        # Stopped by an event, not cancelled: a cancellation that lands inside a Redis call
+        # can be taken for a timeout there and swallowed, and the loop would never end.
         task = asyncio.create_task(heartbeat())
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            done.set()
+            await task
 
 
 class ConsumerPool:
