@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 export MODEL_PATH
 
-.PHONY: help venv run test lint fmt model lock up down clean
+.PHONY: help venv run worker test lint fmt model lock up down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +26,9 @@ venv: $(STAMP) ## Create .venv from the lock file
 
 run: $(STAMP) $(if $(filter iris,$(MODEL)),$(MODEL_PATH)) ## Serve the API on http://localhost:8080 (PORT); embedded Redis unless REDIS_URL is set
 	exec $(BIN)/gunicorn -c gunicorn.conf.py
+
+worker: $(STAMP) $(if $(filter iris,$(MODEL)),$(MODEL_PATH)) ## Standalone stream workers (WORKER_CONCURRENCY of them) on REDIS_URL, or on `make run`'s Redis
+	exec $(BIN)/python -m service.worker
 
 model: $(MODEL_PATH) ## Train the scikit-learn iris model (MODEL=iris) into MODEL_PATH
 

@@ -53,3 +53,7 @@ def test_compose_topology() -> None:
     assert api["environment"]["REDIS_URL"] == "redis://redis:6379/0"
     assert api["ports"] == ["${PORT:-8080}:8080"]
     assert api["build"] == "."
+    worker = services["worker"]
+    assert worker["command"] == ["python", "-m", "service.worker"]
+    assert worker["image"] == api["image"]
+    assert worker["environment"]["REDIS_URL"] == api["environment"]["REDIS_URL"]
