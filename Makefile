@@ -46,7 +46,8 @@ fmt: $(STAMP) ## Format and fix what ruff can
 
 lock: $(STAMP) ## Re-resolve requirements*.lock from pyproject.toml
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra sklearn pyproject.toml -o requirements.lock
-	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra sklearn --extra dev pyproject.toml -o requirements-dev.lock
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra loadtest pyproject.toml -o requirements-loadtest.lock
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra sklearn --extra loadtest --extra dev pyproject.toml -o requirements-dev.lock
 
 up: ## docker compose up (Redis and the API, on port 8080)
 	docker compose up --build -d
