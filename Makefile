@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 export MODEL_PATH
 
-.PHONY: help venv run test lint fmt model lock up down clean
+.PHONY: help venv run test lint fmt model lock locust loadtest up down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +31,12 @@ model: $(MODEL_PATH) ## Train the scikit-learn iris model (MODEL=iris) into MODE
 
 $(MODEL_PATH): | $(STAMP)
 	$(BIN)/python -m service.models.iris $@
+
+locust: $(STAMP) $(if $(filter iris,$(MODEL)),$(MODEL_PATH)) ## Locust web UI on http://localhost:8089 against TARGET_URL (default: the service on PORT, started if none)
+	$(BIN)/python -m loadtests.launch ui
+
+loadtest: $(STAMP) $(if $(filter iris,$(MODEL)),$(MODEL_PATH)) ## Headless load test (SCENARIO, SHAPE, LOCUST_*); CSV and HTML under reports/; thresholds decide the exit code
+	$(BIN)/python -m loadtests.launch headless
 
 test: $(STAMP) ## Run the test suite (starts its own redis-server processes)
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -56,4 +62,4 @@ down: ## docker compose down
 	docker compose down
 
 clean: ## Remove the virtualenv, data, artifacts and caches
-	rm -rf $(VENV) .data artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .data artifacts reports .pytest_cache .mypy_cache .ruff_cache
