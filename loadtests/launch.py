@@ -119,6 +119,8 @@ def main(argv: list[str]) -> int:
         print("usage: python -m loadtests.launch ui|headless", file=sys.stderr)
         return 2
     headless = argv == ["headless"]
+    # SIGTERM ends the run like Ctrl-C does, so that a service started here is stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
     settings = LaunchSettings()
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     with target(settings) as url:

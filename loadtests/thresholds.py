@@ -73,8 +73,8 @@ def breaches(thresholds: Thresholds, entries: list[EntryFigures]) -> list[str]:
     if thresholds.max_failure_ratio is not None and requests:
         ratio = failures / requests
         if ratio > thresholds.max_failure_ratio:
-            limit = thresholds.max_failure_ratio
-            found.append(f"failure ratio {ratio:.4f} ({failures}/{requests}) > {limit}")
+            most = thresholds.max_failure_ratio
+            found.append(f"failure ratio {ratio:.4f} ({failures}/{requests}) > {most}")
     for entry in entries:
         if not entry.requests:
             continue
