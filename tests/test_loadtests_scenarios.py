@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.embedded_redis import EmbeddedRedis
-from tests.locust_runs import loadtest
+from tests.locust_runs import LoadtestRun, loadtest
 from tests.processes import Served, serve
 
 
@@ -147,54 +147,36 @@ def test_distributed_processes_add_up_their_figures(server: Served, tmp_path: Pa
     assert run.summary()["polls_per_result"]["submit-poll"] >= 1
 
 
-def max_users(history: list[dict[str, str]]) -> int:
-    return max(int(row["User Count"]) for row in history)
+def run_shape(server: Served, tmp_path: Path, shape: str, **knobs: str) -> LoadtestRun:
+    """A passing sync run under the shape with the given LOADTEST_* knobs."""
+    run = loadtest(server.url, tmp_path, SCENARIO="sync", SHAPE=shape, **knobs)
+    assert run.returncode == 0, run.output
+    return run
+
+
+def users_over_time(run: LoadtestRun) -> list[int]:
+    return [int(row["User Count"]) for row in run.history()]
 
 
 def test_step_shape_climbs_in_steps(server: Served, tmp_path: Path) -> None:
-    run = loadtest(
-        server.url,
-        tmp_path,
-        SCENARIO="sync",
-        SHAPE="step",
-        LOADTEST_STEP_USERS="2",
-        LOADTEST_STEP_S="2",
-        LOADTEST_STEPS="3",
-    )
-    assert run.returncode == 0, run.output
-    assert max_users(run.history()) == 6
+    knobs = {"LOADTEST_STEP_USERS": "2", "LOADTEST_STEP_S": "2", "LOADTEST_STEPS": "3"}
+    users = users_over_time(run_shape(server, tmp_path, "step", **knobs))
+    assert max(users) == 6
+    assert min(u for u in users if u) < 6  # it climbed there
 
 
 def test_spike_shape_jumps_and_falls_back(server: Served, tmp_path: Path) -> None:
-    run = loadtest(
-        server.url,
-        tmp_path,
-        SCENARIO="sync",
-        SHAPE="spike",
-        LOADTEST_SPIKE_BASE_USERS="1",
-        LOADTEST_SPIKE_USERS="8",
-        LOADTEST_SPIKE_AT_S="2",
-        LOADTEST_SPIKE_S="2",
-        LOADTEST_SPIKE_TOTAL_S="6",
-    )
-    assert run.returncode == 0, run.output
-    users = [int(row["User Count"]) for row in run.history()]
+    knobs = {"LOADTEST_SPIKE_BASE_USERS": "1", "LOADTEST_SPIKE_USERS": "8"}
+    knobs |= {"LOADTEST_SPIKE_AT_S": "2", "LOADTEST_SPIKE_S": "2", "LOADTEST_SPIKE_TOTAL_S": "6"}
+    users = users_over_time(run_shape(server, tmp_path, "spike", **knobs))
     assert max(users) == 8
     assert users[-1] == 1
 
 
 def test_knee_shape_stops_where_p99_crosses_its_limit(server: Served, tmp_path: Path) -> None:
-    run = loadtest(
-        server.url,
-        tmp_path,
-        SCENARIO="sync",
-        SHAPE="knee",
-        LOADTEST_KNEE_STEP_USERS="2",
-        LOADTEST_KNEE_STEP_S="2",
-        LOADTEST_KNEE_P99_MS="0.001",
-    )
-    assert run.returncode == 0, run.output
+    knobs = {"LOADTEST_KNEE_STEP_USERS": "2", "LOADTEST_KNEE_STEP_S": "2"}
+    run = run_shape(server, tmp_path, "knee", **knobs, LOADTEST_KNEE_P99_MS="0.001")
     knee = run.summary()["knee"]
     assert knee["knee"] is None  # not even the first step stayed within 0.001 ms
     assert knee["crossed_at"]["users"] == 2
-    assert max_users(run.history()) == 2
+    assert max(users_over_time(run)) == 2
