@@ -10,6 +10,22 @@ RUN python -m venv /opt/venv \
 COPY service/ service/
 RUN /opt/venv/bin/python -m service.models.iris artifacts/iris.joblib
 
+# Load generator stage (docker-compose's locust-master and locust-worker): Locust and the
+# load tests only, non-root. `docker build --target loadtest`.
+FROM python:3.11-slim-bookworm AS loadtest
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home app
+WORKDIR /app
+COPY requirements-loadtest.lock ./
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements-loadtest.lock
+COPY --chown=app:app loadtests/ loadtests/
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+USER 10001:10001
+EXPOSE 8089 5557
+CMD ["locust", "-f", "loadtests/locustfile.py"]
+
 # Runtime stage: no compilers, no pip cache, a non-root user.
 FROM python:3.11-slim-bookworm AS runtime
 RUN groupadd --system --gid 10001 app \

@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 export MODEL_PATH
 
-.PHONY: help venv run worker test lint fmt model lock up down clean
+.PHONY: help venv run worker test lint fmt model lock locust loadtest up down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +35,12 @@ model: $(MODEL_PATH) ## Train the scikit-learn iris model (MODEL=iris) into MODE
 $(MODEL_PATH): | $(STAMP)
 	$(BIN)/python -m service.models.iris $@
 
+locust: $(STAMP) $(if $(filter iris,$(MODEL)),$(MODEL_PATH)) ## Locust web UI on http://localhost:8089 against TARGET_URL (default: the service on PORT, started if none)
+	$(BIN)/python -m loadtests.launch ui
+
+loadtest: $(STAMP) $(if $(filter iris,$(MODEL)),$(MODEL_PATH)) ## Headless load test (SCENARIO, SHAPE, LOCUST_*); CSV and HTML under reports/; thresholds decide the exit code
+	$(BIN)/python -m loadtests.launch headless
+
 test: $(STAMP) ## Run the test suite (starts its own redis-server processes)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -49,7 +55,8 @@ fmt: $(STAMP) ## Format and fix what ruff can
 
 lock: $(STAMP) ## Re-resolve requirements*.lock from pyproject.toml
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra sklearn pyproject.toml -o requirements.lock
-	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra sklearn --extra dev pyproject.toml -o requirements-dev.lock
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra loadtest pyproject.toml -o requirements-loadtest.lock
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra sklearn --extra loadtest --extra dev pyproject.toml -o requirements-dev.lock
 
 up: ## docker compose up (Redis and the API, on port 8080)
 	docker compose up --build -d
@@ -58,4 +65,4 @@ down: ## docker compose down
 	docker compose down
 
 clean: ## Remove the virtualenv, data, artifacts and caches
-	rm -rf $(VENV) .data artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .data artifacts reports .pytest_cache .mypy_cache .ruff_cache

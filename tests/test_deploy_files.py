@@ -57,3 +57,20 @@ def test_compose_topology() -> None:
     assert worker["command"] == ["python", "-m", "service.worker"]
     assert worker["image"] == api["image"]
     assert worker["environment"]["REDIS_URL"] == api["environment"]["REDIS_URL"]
+
+
+def test_compose_runs_locust_distributed() -> None:
+    services = compose()["services"]
+    master, worker = services["locust-master"], services["locust-worker"]
+    assert "--master" in master["command"]
+    assert master["ports"] == ["8089:8089"]
+    assert master["depends_on"]["api"]["condition"] == "service_healthy"
+    assert worker["command"][-3:] == ["--worker", "--master-host", "locust-master"]
+    assert master["build"]["target"] == worker["build"]["target"] == "loadtest"
+    stages = [
+        line.split()[-1]
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("FROM ")
+    ]
+    assert "loadtest" in stages
+    assert stages[-1] == "runtime"  # `build: .` (the api) still builds the service

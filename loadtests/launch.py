@@ -1,0 +1,133 @@
+"""`make locust` (the web UI) and `make loadtest` (headless): pick the target, run Locust.
+
+The target is TARGET_URL; unset, it is the service on http://127.0.0.1:PORT, started here (as
+`make run` starts it, on the embedded Redis) when nothing answers there, and stopped afterwards.
+Locust's own LOCUST_* variables pass through untouched; the defaults below only fill the gaps.
+"""
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+USER_CLASSES = {
+    "sync": "SyncUser",
+    "submit-poll": "SubmitPollUser",
+    "long-poll": "LongPollUser",
+    "mixed": "MixedUser",
+    "open-loop": "OpenLoopUser",
+}
+# A run of about a minute when nothing else is said; a shape decides its own users and length.
+HEADLESS_DEFAULTS = {"LOCUST_USERS": "20", "LOCUST_SPAWN_RATE": "10", "LOCUST_RUN_TIME": "1m"}
+OPEN_LOOP_DEFAULTS = {"LOCUST_USERS": "1", "LOCUST_SPAWN_RATE": "1", "LOCUST_RUN_TIME": "1m"}
+
+_log = logging.getLogger("loadtests.launch")
+
+
+class LaunchSettings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, frozen=True)
+
+    target_url: str | None = None
+    port: int = Field(8080, ge=1, le=65535)
+    scenario: Literal["sync", "submit-poll", "long-poll", "mixed", "open-loop"] = "mixed"
+    shape: Literal["", "step", "spike", "knee"] = ""
+    reports_dir: Path = Path("reports")
+    service_start_timeout_s: float = 60.0
+
+
+def ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextmanager
+def target(settings: LaunchSettings) -> Iterator[str]:
+    """The URL to load: TARGET_URL, a service already on PORT, or one started for this run."""
+    if settings.target_url:
+        yield settings.target_url.rstrip("/")
+        return
+    url = f"http://127.0.0.1:{settings.port}"
+    if ready(url):
+        _log.info("event=target_found url=%s", url)
+        yield url
+        return
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.reports_dir / "service.log"
+    with log_path.open("ab") as log:
+        service = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+            cwd=ROOT,
+            env={**os.environ, "PORT": str(settings.port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _log.info("event=service_started url=%s pid=%d log=%s", url, service.pid, log_path)
+    try:
+        deadline = time.monotonic() + settings.service_start_timeout_s
+        while not ready(url):
+            if service.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the service did not become ready; see {log_path}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        os.killpg(service.pid, signal.SIGTERM)
+        service.wait()
+
+
+def locust_command(settings: LaunchSettings, url: str, headless: bool) -> list[str]:
+    locustfiles = ["loadtests/locustfile.py"]
+    if settings.shape:
+        locustfiles.append(f"loadtests/shapes/{settings.shape}.py")
+    command = [str(Path(sys.executable).parent / "locust"), "-f", ",".join(locustfiles)]
+    command += ["--host", url]
+    if headless:
+        name = "-".join(filter(None, [settings.scenario, settings.shape]))
+        prefix = settings.reports_dir.resolve() / name
+        command += ["--headless", "--csv", str(prefix), "--html", f"{prefix}.html"]
+    return [*command, USER_CLASSES[settings.scenario]]
+
+
+def locust_env(settings: LaunchSettings, headless: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    if headless and not settings.shape:
+        defaults = OPEN_LOOP_DEFAULTS if settings.scenario == "open-loop" else HEADLESS_DEFAULTS
+        env = {**defaults, **env}
+    if not headless:
+        env.setdefault("LOCUST_WEB_HOST", "127.0.0.1")
+    return env
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if argv not in (["ui"], ["headless"]):
+        print("usage: python -m loadtests.launch ui|headless", file=sys.stderr)
+        return 2
+    headless = argv == ["headless"]
+    # SIGTERM ends the run like Ctrl-C does, so that a service started here is stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
+    settings = LaunchSettings()
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    with target(settings) as url:
+        command = locust_command(settings, url, headless)
+        _log.info("event=locust_start command=%s", " ".join(command))
+        return subprocess.call(command, cwd=ROOT, env=locust_env(settings, headless))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

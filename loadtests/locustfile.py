@@ -1,0 +1,11 @@
+"""The load tests, for `locust -f loadtests/locustfile.py [SyncUser|SubmitPollUser|...]`.
+
+Add a shape with a second file: `-f loadtests/locustfile.py,loadtests/shapes/step.py`.
+`make locust` and `make loadtest` (loadtests/launch.py) put these together.
+"""
+
+from loadtests import generator_cpu, options, verdict  # noqa: F401 - they register listeners
+from loadtests.open_loop import OpenLoopUser
+from loadtests.scenarios import LongPollUser, MixedUser, SubmitPollUser, SyncUser
+
+__all__ = ["LongPollUser", "MixedUser", "OpenLoopUser", "SubmitPollUser", "SyncUser"]
