@@ -1,0 +1,186 @@
+"""Auto-pipelining for redis.asyncio: the commands that concurrent requests issue within one
+event-loop iteration go out as one write on one connection, and each caller gets its own reply.
+
+redis-py has no such mode (ioredis's `enableAutoPipelining` is the model), so it is written
+here. Redis answers the commands of a connection in order, so the replies are matched to the
+callers by a FIFO of futures. Only non-blocking commands may come this way: a blocking read
+would hold up every caller behind it (consumers and pub/sub use the ordinary pool).
+"""
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.typing import EncodableT
+
+_EMPTY_RESPONSE = "EMPTY_RESPONSE"  # redis-py's option names, as its parse_response reads them
+_NEVER_DECODE = "NEVER_DECODE"
+
+
+@dataclass
+class PipelineStats:
+    """Deterministic counts: how many writes carried how many commands."""
+
+    writes: int = 0
+    commands: int = 0
+
+
+class AutoPipeline:
+    """One connection; everything submitted in an event-loop iteration is one write."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._connection: AbstractConnection | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._queued: list[tuple[Sequence[EncodableT], asyncio.Future[Any]]] = []
+        self._in_flight: deque[asyncio.Future[Any]] = deque()
+        self._reply_wanted = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self._flush_scheduled = False
+        self._closed = False
+        self.stats = PipelineStats()
+
+    def submit(self, args: Sequence[EncodableT]) -> asyncio.Future[Any]:
+        """The raw reply of one command, once the batch it joins has been answered."""
+        if self._closed:
+            raise RedisConnectionError("the auto-pipeline is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queued.append((args, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._queued:
+            return
+        connection = self._connection
+        if connection is None or not connection.is_connected:
+            if self._connecting is None:
+                self._connecting = asyncio.create_task(self._connect())
+            return  # _connect flushes what queued up meanwhile
+        batch, self._queued = self._queued, []
+        live = [(args, future) for args, future in batch if not future.cancelled()]
+        if not live:
+            return
+        try:
+            packed = connection.pack_commands([args for args, _ in live])
+            writer = connection._writer
+            if writer is None:
+                raise RedisConnectionError("not connected")
+            # The write is synchronous so that the FIFO of futures has the order of the bytes.
+            writer.writelines(packed)
+        except Exception as exc:
+            self._fail([future for _, future in live], RedisConnectionError(str(exc)))
+            self._reset(exc)
+            return
+        self._in_flight.extend(future for _, future in live)
+        self._reply_wanted.set()
+        self.stats.writes += 1
+        self.stats.commands += len(live)
+
+    async def _connect(self) -> None:
+        try:
+            connection: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+            await connection.connect()  # type: ignore[no-untyped-call]
+        except (RedisError, OSError) as exc:
+            queued, self._queued = self._queued, []
+            self._fail([future for _, future in queued], exc)
+            return
+        finally:
+            self._connecting = None
+        self._connection = connection
+        self._reader = asyncio.create_task(self._read_replies(connection), name="autopipeline")
+        self._flush()
+
+    async def _read_replies(self, connection: AbstractConnection) -> None:
+        while True:
+            if not self._in_flight:
+                self._reply_wanted.clear()
+                await self._reply_wanted.wait()
+                if connection is not self._connection:
+                    return
+            try:
+                reply: Any = await connection.read_response()
+            except ResponseError as exc:
+                reply = exc
+            except BaseException as exc:
+                # The connection is gone: every caller still waiting on it fails, and the next
+                # command opens a new one.
+                self._reset(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return
+            future = self._in_flight.popleft()
+            if future.done():  # its caller was cancelled; the reply is read and dropped
+                continue
+            if isinstance(reply, ResponseError):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    def _reset(self, cause: BaseException) -> None:
+        error = cause if isinstance(cause, RedisError) else RedisConnectionError(str(cause))
+        in_flight, self._in_flight = list(self._in_flight), deque()
+        self._fail(in_flight, error)
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            asyncio.get_running_loop().create_task(connection.disconnect(nowait=True))
+        self._reply_wanted.set()  # a reader parked on the old connection exits
+
+    @staticmethod
+    def _fail(futures: Sequence[asyncio.Future[Any]], error: BaseException) -> None:
+        for future in futures:
+            if not future.done():
+                future.set_exception(error)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._reset(RedisConnectionError("the auto-pipeline is closed"))
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+
+class AutoPipelinedRedis(Redis):
+    """A redis.asyncio client whose commands go through an AutoPipeline; `pipeline()` and
+    everything else that takes a pooled connection work as usual."""
+
+    autopipeline: AutoPipeline
+
+    @classmethod
+    def over(cls, pool: ConnectionPool) -> "AutoPipelinedRedis":
+        client = cast(AutoPipelinedRedis, cls.from_pool(pool))
+        client.autopipeline = AutoPipeline(pool)
+        return client
+
+    async def execute_command(self, *args: EncodableT, **options: Any) -> Any:
+        command_name = str(args[0])
+        options.pop("keys", None)
+        options.pop(_NEVER_DECODE, None)  # the client never decodes (decode_responses=False)
+        try:
+            response = await self.autopipeline.submit(args)
+        except ResponseError:
+            if _EMPTY_RESPONSE in options:
+                return options[_EMPTY_RESPONSE]
+            raise
+        options.pop(_EMPTY_RESPONSE, None)
+        callback = self.response_callbacks.get(command_name)
+        if callback is None:
+            return response
+        result = callback(response, **options)
+        return await result if asyncio.iscoroutine(result) else result
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await self.autopipeline.close()
+        await super().aclose(close_connection_pool)
