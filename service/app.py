@@ -56,10 +56,13 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Blocking reads and the subscription hold a connection each: they use the pool.
+        # Request paths go through the auto-pipeline when it is on.
         redis = create_redis(settings)
+        fast = create_redis(settings, autopipelined=True) if settings.redis_autopipeline else redis
         keys = Keys(settings.key_prefix)
         store = JobStore(
-            redis, keys, settings.result_ttl_s, stream_maxlen=settings.effective_stream_maxlen
+            fast, keys, settings.result_ttl_s, stream_maxlen=settings.effective_stream_maxlen
         )
         notifier = Notifier(redis, keys.done_channel)
         backend = create_backend(settings, redis, store, keys, model)
@@ -72,6 +75,8 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
             await backend.close()
             await notifier.close()
             await redis.aclose()
+            if fast is not redis:
+                await fast.aclose()
 
     app = FastAPI(
         title="Prediction service",

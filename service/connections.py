@@ -5,12 +5,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.utils import HIREDIS_AVAILABLE
 
+from service.autopipeline import AutoPipelinedRedis
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-def create_redis(settings: Settings) -> Redis:
+def create_redis(settings: Settings, *, autopipelined: bool = False) -> Redis:
     """One client, and so one connection pool, per worker process (built after the fork).
 
     The pool blocks (up to the socket timeout) rather than failing when every connection is
@@ -31,4 +32,6 @@ def create_redis(settings: Settings) -> Redis:
         # make an outage hang requests instead of failing them fast with 503.
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
     )
+    if autopipelined:
+        return AutoPipelinedRedis.over(pool)
     return Redis.from_pool(pool)  # the client owns the pool and closes it
