@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from service.backends import BackgroundBackend
 from service.connections import create_redis
 from service.deps import Services
+from service.instrumentation import instrument
 from service.jobs import JobStore
 from service.keys import Keys
 from service.limits import BodySizeLimit
@@ -56,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.metrics_enabled:
+        instrument(app)
     app.include_router(predict_router(model))
     app.include_router(health.router)
 

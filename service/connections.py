@@ -3,6 +3,7 @@ import logging
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.utils import HIREDIS_AVAILABLE
 
+from service.redis_metrics import MeasuredRedis
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -26,4 +27,5 @@ def create_redis(settings: Settings) -> Redis:
         socket_connect_timeout=settings.redis_socket_timeout_s,
         decode_responses=False,
     )
-    return Redis.from_pool(pool)  # the client owns the pool and closes it
+    client = MeasuredRedis if settings.metrics_enabled else Redis
+    return client.from_pool(pool)  # the client owns the pool and closes it

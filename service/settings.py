@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1)
     retry_after_s: int = Field(1, ge=1)
 
+    metrics_enabled: bool = True
+    prometheus_multiproc_dir: Path | None = None
+
     @field_validator("redis_url")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:

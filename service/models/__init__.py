@@ -3,6 +3,15 @@ from service.settings import Settings
 
 
 def load_model(settings: Settings) -> Model:
+    model = _load(settings)
+    if settings.metrics_enabled:
+        from service.model_metrics import MeasuredModel  # it imports this package
+
+        return MeasuredModel(model)
+    return model
+
+
+def _load(settings: Settings) -> Model:
     if settings.model == "iris":
         from service.models.iris import IrisModel
 
