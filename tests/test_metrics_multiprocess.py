@@ -41,12 +41,12 @@ def scraped_total(served: Served, name: str, labels: dict[str, str]) -> float:
 
 def per_worker(directory: Path, kind: str, name: str, labels: dict[str, str]) -> dict[int, float]:
     """Each worker's own value, read from its own file (`kind`: counter, gauge_livesum...)."""
-    values = {}
+    values: dict[int, float] = {}
     for path in directory.glob(f"{kind}_*.db"):
         pid = int(path.stem.rsplit("_", 1)[1])
         values[pid] = sum(
             sample.value
-            for metric in MultiProcessCollector.merge([str(path)])
+            for metric in MultiProcessCollector.merge([str(path)])  # type: ignore[no-untyped-call]
             for sample in metric.samples
             if sample.name == name and sample.labels.items() >= labels.items()
         )
