@@ -17,7 +17,7 @@ METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 
 
 class HTTPMetrics:
-    """Records each request once, when the last byte of its response is sent.
+    """Records each request once, as the last byte of its response is sent.
 
     The route label is the template of the route the router chose (`scope["route"]`). The
     labelled children are cached, so a request costs a dict lookup rather than
@@ -49,10 +49,11 @@ class HTTPMetrics:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
-            # Background tasks run after the last byte; they are not the request's latency.
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
+            # Recorded as the last byte is handed over, not after: a client that has its answer
+            # finds it counted. Background tasks run later; they are not the request's latency.
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 finish()
+            await send(message)
 
         try:
             await self.app(scope, receive, send_and_record)
