@@ -8,10 +8,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODEL_PATH ?= artifacts/iris.joblib
 PYTEST_ARGS ?=
+PROMETHEUS_PORT ?= 9090
 
 export MODEL_PATH
 
-.PHONY: help venv run worker test lint fmt model lock locust loadtest up down clean
+.PHONY: help venv run worker test lint fmt model lock locust loadtest prometheus up down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,7 +59,15 @@ lock: $(STAMP) ## Re-resolve requirements*.lock from pyproject.toml
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra loadtest pyproject.toml -o requirements-loadtest.lock
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra sklearn --extra loadtest --extra dev pyproject.toml -o requirements-dev.lock
 
-up: ## docker compose up (Redis and the API, on port 8080)
+# The compose file's Prometheus configuration, pointed at `make run` on this host.
+prometheus: ## Prometheus on PROMETHEUS_PORT scraping `make run` on PORT, with the alert rules (Debian package prometheus)
+	@command -v prometheus >/dev/null || { echo "prometheus not found: apt-get install prometheus" >&2; exit 1; }
+	mkdir -p .data/prometheus
+	sed 's/"api:8080"/"127.0.0.1:$(or $(PORT),8080)"/' dashboards/prometheus/prometheus.yml > .data/prometheus/prometheus.yml
+	cp dashboards/prometheus/alerts.yml .data/prometheus/alerts.yml
+	exec prometheus --config.file=.data/prometheus/prometheus.yml --storage.tsdb.path=.data/prometheus/data --web.listen-address=127.0.0.1:$(PROMETHEUS_PORT)
+
+up: ## docker compose up (Redis, the API on 8080, Prometheus on 9090, Grafana on 3000)
 	docker compose up --build -d
 
 down: ## docker compose down

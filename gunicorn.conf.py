@@ -2,6 +2,7 @@
 from the working directory; `make run` and the container both start it."""
 
 import os
+from pathlib import Path
 from typing import Any
 
 from service.embedded_redis import EmbeddedRedis
@@ -27,9 +28,26 @@ control_socket = str((settings.data_dir / f"gunicorn-{settings.port}.ctl").resol
 _embedded: EmbeddedRedis | None = None
 
 
+def _reset_metrics_dir(directory: Path) -> None:
+    """Values left by a previous run would be added to this one's: start from none."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory.resolve())
+
+
 def on_starting(server: Any) -> None:
-    """Without REDIS_URL, start a real redis-server under DATA_DIR for the workers to share."""
+    """Without REDIS_URL, start a real redis-server under DATA_DIR for the workers to share.
+
+    With metrics on, give the workers one directory to write their values to, so that any of
+    them can answer a scrape for all. The variable is set before the workers fork and before
+    anything imports prometheus_client, which reads it at import.
+    """
     global _embedded
+    if settings.metrics_enabled:
+        _reset_metrics_dir(
+            settings.prometheus_multiproc_dir or settings.data_dir / f"metrics-{settings.port}"
+        )
     if settings.redis_url is None:
         _embedded = EmbeddedRedis(settings.data_dir / "redis", binary=settings.redis_server_bin)
         os.environ["REDIS_URL"] = _embedded.start()
@@ -41,3 +59,13 @@ def on_starting(server: Any) -> None:
 def on_exit(server: Any) -> None:
     if _embedded is not None:
         _embedded.stop()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone: drop its live gauges (in-flight, waiters), keep its counters."""
+    if settings.metrics_enabled:
+        # Imported here, never at the top: the master must not import prometheus_client
+        # before on_starting has set PROMETHEUS_MULTIPROC_DIR.
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -11,10 +11,11 @@ from starlette.exceptions import HTTPException
 from service.backends import AsyncBackend, BackgroundBackend, StreamBackend
 from service.connections import create_redis
 from service.deps import Services
+from service.instrumentation import instrument
 from service.jobs import JobStore
 from service.keys import Keys
 from service.limits import BodySizeLimit
-from service.models import Model, load_model
+from service.models import Model, instrumented, load_model
 from service.notifier import Notifier
 from service.responses import json_response, validation_error_body
 from service.routes import health
@@ -45,14 +46,20 @@ def create_backend(
         consumers = build_consumers(
             redis, store, keys, model, settings.worker_config, settings.worker_concurrency
         )
-    return StreamBackend(store, settings.max_queue, consumers, settings.graceful_timeout_s)
+    return StreamBackend(
+        store,
+        settings.max_queue,
+        consumers,
+        settings.graceful_timeout_s,
+        settings.queue_sample_s if settings.metrics_enabled else 0,
+    )
 
 
 def create_app(settings: Settings | None = None, model: Model | None = None) -> FastAPI:
     """The app; `model` replaces the one MODEL names (tests pass their own)."""
     settings = settings or Settings()
     _configure_logging(settings)
-    model = model or load_model(settings)
+    model = instrumented(model, settings) if model else load_model(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +92,8 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.metrics_enabled:
+        instrument(app)
     app.include_router(predict_router(model, settings))
     app.include_router(health.router)
 

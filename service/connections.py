@@ -6,6 +6,7 @@ from redis.backoff import ExponentialBackoff
 from redis.utils import HIREDIS_AVAILABLE
 
 from service.autopipeline import AutoPipelinedRedis
+from service.redis_metrics import MeasuredAutoPipelinedRedis, MeasuredRedis
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -33,5 +34,7 @@ def create_redis(settings: Settings, *, autopipelined: bool = False) -> Redis:
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
     )
     if autopipelined:
-        return AutoPipelinedRedis.over(pool)
-    return Redis.from_pool(pool)  # the client owns the pool and closes it
+        pipelined = MeasuredAutoPipelinedRedis if settings.metrics_enabled else AutoPipelinedRedis
+        return pipelined.over(pool)
+    client = MeasuredRedis if settings.metrics_enabled else Redis
+    return client.from_pool(pool)  # the client owns the pool and closes it

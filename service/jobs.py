@@ -87,6 +87,7 @@ class JobStore:
         self._submit = redis.register_script(scripts.SUBMIT)
         self._mark_running = redis.register_script(scripts.MARK_RUNNING)
         self._finish_batch = redis.register_script(scripts.FINISH_BATCH)
+        self._sample_queue = redis.register_script(scripts.SAMPLE_QUEUE)
 
     async def submit(
         self,
@@ -142,9 +143,9 @@ class JobStore:
         )
         return [(int(attempts), float(created) if created else None) for attempts, created in reply]
 
-    async def finish_batch(self, finishes: Sequence[Finish]) -> int:
+    async def finish_batch(self, finishes: Sequence[Finish]) -> set[str]:
         """One round trip for a batch: results, XACK, dead letters, counters and the
-        completion notice. Returns how many jobs this call made final."""
+        completion notice. Returns the ids of the jobs this call made final."""
         args: list[FieldT] = [
             GROUP,
             self.ttl_s,
@@ -157,7 +158,17 @@ class JobStore:
             args += [finish.entry_id, str(finish.job_id), finish.outcome, finish.value]
         keys = [self.keys.stream, self.keys.backlog, self.keys.completed, self.keys.dead_letters]
         keys += [self.keys.job(finish.job_id) for finish in finishes]
-        return int(await self._finish_batch(keys=keys, args=args))
+        made_final = await self._finish_batch(keys=keys, args=args)
+        return {job_id.decode() for job_id in made_final}
+
+    async def sample_queue(self) -> tuple[int, float | None]:
+        """One round trip: the backlog, and the enqueue time (epoch s) of the oldest job not
+        yet final, from its stream id, or None when there is none."""
+        backlog, *ids = await self._sample_queue(
+            keys=[self.keys.stream, self.keys.backlog], args=[GROUP]
+        )
+        stamps = [int(entry_id.split(b"-")[0]) for entry_id in ids if entry_id]
+        return int(backlog), min(stamps) / 1000 if stamps else None
 
     async def finish(
         self,

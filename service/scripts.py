@@ -72,7 +72,7 @@ return out
 # The XACK reply decides: only the delivery that acknowledges an entry first writes its
 # outcome, so a job completed twice (a slow consumer and the one that reclaimed it) has one
 # result. 'retry' re-queues the job as a new entry; 'dead' is 'failed' plus a dead letter.
-# Returns the number of jobs made final.
+# Returns the ids of the jobs this call made final.
 FINISH_BATCH = """
 redis.replicate_commands()
 local done = {}
@@ -115,7 +115,7 @@ if #done > 0 then
   redis.call('INCRBY', KEYS[3], #done)
   redis.call('PUBLISH', ARGV[4], table.concat(done, ','))
 end
-return #done
+return done
 """
 
 # KEYS: stream.   ARGV: group, idle threshold ms, the caller's consumer name
@@ -137,4 +137,27 @@ for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   end
 end
 return deleted
+"""
+
+# KEYS: stream, backlog counter.   ARGV: group
+# Returns {backlog, id of the oldest pending entry or '', id of the oldest undelivered or ''}:
+# the oldest job not yet final is one of the two. Errors (no stream or group yet) read as none.
+SAMPLE_QUEUE = """
+local backlog = tonumber(redis.call('GET', KEYS[2]) or '0')
+local oldest_pending, oldest_new = '', ''
+local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1])
+if ok and pending[2] then oldest_pending = pending[2] end
+local found, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if found then
+  for _, group in ipairs(groups) do
+    local fields = {}
+    for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+    if fields['name'] == ARGV[1] then
+      local next_entry = redis.call('XRANGE', KEYS[1], '(' .. fields['last-delivered-id'], '+',
+                                    'COUNT', 1)
+      if next_entry[1] then oldest_new = next_entry[1][1] end
+    end
+  end
+end
+return {backlog, oldest_pending, oldest_new}
 """

@@ -44,10 +44,14 @@ class Settings(BaseSettings):
     stream_maxlen: int | None = Field(None, ge=1)
     max_wait_s: float = Field(30.0, gt=0)
     worker_block_ms: int = Field(1000, ge=1)
+    queue_sample_s: float = Field(1.0, ge=0)
     idempotency_key_max_length: int = Field(255, ge=1)
     result_ttl_s: int = Field(86_400, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1)
     retry_after_s: int = Field(1, ge=1)
+
+    metrics_enabled: bool = True
+    prometheus_multiproc_dir: Path | None = None
 
     @property
     def effective_stream_maxlen(self) -> int:

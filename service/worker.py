@@ -23,10 +23,11 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from service import scripts
+from service import metrics, scripts
 from service.jobs import Finish, JobStore, Outcome
 from service.keys import GROUP, Keys
 from service.models import Model
+from service.status import JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,27 @@ def _parse(entry_id: bytes, fields: dict[bytes, bytes] | None) -> Delivery | Non
         input=orjson.loads(fields[b"input"]),
         deadline_at=float(deadline) if deadline else None,
     )
+
+
+_FINAL_STATUS = {
+    "succeeded": JobStatus.SUCCEEDED,
+    "failed": JobStatus.FAILED,
+    "dead": JobStatus.FAILED,
+    "expired": JobStatus.EXPIRED,
+}
+
+
+def _record_finished(
+    finishes: Sequence[Finish], made_final: set[str], created: dict[str, float]
+) -> None:
+    for finish in finishes:
+        job_id = str(finish.job_id)
+        status = _FINAL_STATUS.get(finish.outcome)
+        if status is None or job_id not in made_final or job_id not in created:
+            continue
+        metrics.job_finished(status, created[job_id])
+        if finish.outcome == "dead":
+            metrics.job_dead_lettered()
 
 
 class StreamConsumer:
@@ -182,6 +204,7 @@ class StreamConsumer:
         claimed = [_parse(entry_id, fields) or (entry_id, None) for entry_id, fields in entries]
         if claimed:
             self.stats.reclaimed += len(claimed)
+            metrics.jobs_reclaimed(len(claimed))
             logger.info("event=reclaimed consumer=%s count=%d", self.name, len(claimed))
         return claimed
 
@@ -206,8 +229,11 @@ class StreamConsumer:
         started = await self.store.mark_running([d.job_id for d in deliveries])
         finishes: list[Finish] = []
         runnable: list[tuple[Delivery, int]] = []
+        created: dict[str, float] = {}
         now = time.time()
-        for delivery, (attempts, _created_at) in zip(deliveries, started, strict=True):
+        for delivery, (attempts, created_at) in zip(deliveries, started, strict=True):
+            if created_at is not None:
+                created[str(delivery.job_id)] = created_at
             if attempts == -1:
                 continue  # another consumer finished it; its XACK already removed the entry
             if attempts == -2:
@@ -221,18 +247,21 @@ class StreamConsumer:
                 )
             else:
                 runnable.append((delivery, attempts))
+                if created_at is not None:
+                    metrics.job_started(created_at)
         if runnable:
             finishes += await self._run_model(runnable)
         if finishes:
             made_final = await self.store.finish_batch(finishes)
+            _record_finished(finishes, made_final, created)
             expected = sum(finish.outcome != "retry" for finish in finishes)
-            if made_final < expected:
+            if len(made_final) < expected:
                 # Another consumer reclaimed these while this one stalled, and finished first:
                 # their results stand, these are dropped.
                 logger.info(
                     "event=duplicate_completion consumer=%s ignored=%d",
                     self.name,
-                    expected - made_final,
+                    expected - len(made_final),
                 )
 
     async def _run_model(self, runnable: list[tuple[Delivery, int]]) -> list[Finish]:

@@ -40,8 +40,10 @@ def make_client(redis_url: str) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def make(with_model: Model | None = None, **overrides: Any) -> TestClient:
-        # Consumers block at most 50 ms in a read, so that apps shut down quickly.
-        settings = Settings(**{"redis_url": redis_url, "worker_block_ms": 50, **overrides})
+        # Consumers block at most 50 ms in a read, so that apps shut down quickly; no queue
+        # sampling, so that the Redis commands a test sees are the ones it caused.
+        defaults = {"redis_url": redis_url, "worker_block_ms": 50, "queue_sample_s": 0}
+        settings = Settings(**{**defaults, **overrides})
         client = TestClient(create_app(settings, with_model))
         client.__enter__()
         clients.append(client)

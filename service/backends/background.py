@@ -1,7 +1,9 @@
 import logging
+import time
 from typing import Any
 from uuid import UUID
 
+from service import metrics
 from service.backends.base import IdempotencyConflictError, Submission
 from service.jobs import JobStore
 from service.models import Model
@@ -38,15 +40,20 @@ class BackgroundBackend:
             raise IdempotencyConflictError
         if admission.verdict == "duplicate" and admission.existing_id is not None:
             return Submission(admission.existing_id, replayed=True)
+        metrics.job_submitted()
+        created_at = time.time()
 
         async def run() -> None:
+            metrics.job_started(created_at)
             try:
                 [result] = await self.model.predict_batch([payload])
             except Exception as exc:
                 logger.warning("event=model_error prediction_id=%s", job_id, exc_info=exc)
                 await self.store.finish(job_id, JobStatus.FAILED, error=type(exc).__name__)
+                metrics.job_finished(JobStatus.FAILED, created_at)
                 return
             await self.store.finish(job_id, JobStatus.SUCCEEDED, result=result)
+            metrics.job_finished(JobStatus.SUCCEEDED, created_at)
 
         return Submission(job_id, after=run)
 

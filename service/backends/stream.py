@@ -1,9 +1,14 @@
+import asyncio
+import contextlib
 import math
 import time
 from collections import deque
 from typing import Any
 from uuid import UUID
 
+from redis.exceptions import RedisError
+
+from service import metrics
 from service.backends.base import IdempotencyConflictError, QueueFullError, Submission
 from service.jobs import JobStore
 from service.worker import ConsumerPool
@@ -51,12 +56,16 @@ class StreamBackend:
         max_queue: int,
         consumers: ConsumerPool | None,
         graceful_timeout_s: float,
+        sample_every_s: float = 1.0,
     ) -> None:
         self.store = store
         self.max_queue = max_queue
         self.consumers = consumers
         self.graceful_timeout_s = graceful_timeout_s
+        self.sample_every_s = sample_every_s
         self.rate = CompletionRate()
+        self._closing = asyncio.Event()
+        self._sampler: asyncio.Task[None] | None = None
 
     async def submit(
         self,
@@ -84,12 +93,29 @@ class StreamBackend:
             raise IdempotencyConflictError
         if admission.verdict == "duplicate" and admission.existing_id is not None:
             return Submission(admission.existing_id, replayed=True)
+        metrics.job_submitted()
         return Submission(job_id)
 
     def start(self) -> None:
         if self.consumers is not None:
             self.consumers.start()
+        if self.sample_every_s > 0:
+            self._sampler = asyncio.create_task(self._sample_queue(), name="queue-sampler")
 
     async def close(self) -> None:
+        self._closing.set()
+        if self._sampler is not None:
+            await self._sampler
         if self.consumers is not None:
             await self.consumers.stop(self.graceful_timeout_s)
+
+    async def _sample_queue(self) -> None:
+        """The backlog and the oldest job's age, for the gauges, every QUEUE_SAMPLE_S (one
+        round trip; every process samples, and the gauges keep the largest)."""
+        while not self._closing.is_set():
+            with contextlib.suppress(RedisError, OSError):
+                backlog, oldest_at = await self.store.sample_queue()
+                age = max(0.0, time.time() - oldest_at) if oldest_at is not None else 0.0
+                metrics.queue_sampled(backlog, age)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.sample_every_s)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
+from service import metrics
 from service.async_mode import OPENAPI_PARAMETERS, InvalidAsyncModeError, async_mode_requested
 from service.backends import IdempotencyConflictError, QueueFullError
 from service.deps import ServicesDep
@@ -171,12 +172,13 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
                 return json_response(422, {"error": IDEMPOTENCY_CONFLICT})
             # The seed's background strategy runs the work only after this response is sent.
             if wait_s is not None and woken is not None and submission.after is None:
-                if submission.replayed:
-                    job = await wait_until_final(
-                        services.notifier, services.store, submission.job_id, wait_s
-                    )
-                else:
-                    job = await await_final(services.store, job_id, woken, wait_s)
+                with metrics.long_poll_waiting():
+                    if submission.replayed:
+                        job = await wait_until_final(
+                            services.notifier, services.store, submission.job_id, wait_s
+                        )
+                    else:
+                        job = await await_final(services.store, job_id, woken, wait_s)
                 if job is not None and job.status.is_final:
                     return job_response(job, settings, {"Preference-Applied": f"wait={wait_s:g}"})
 
@@ -221,7 +223,8 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
         ] = None,
     ) -> Response:
         if wait:
-            job = await wait_until_final(services.notifier, services.store, prediction_id, wait)
+            with metrics.long_poll_waiting():
+                job = await wait_until_final(services.notifier, services.store, prediction_id, wait)
         else:
             job = await services.store.get(prediction_id)
         if job is None:

@@ -1,0 +1,205 @@
+"""Every Prometheus metric the service exports, and the helpers that record them.
+
+Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` (set by gunicorn.conf.py before the workers fork)
+puts prometheus_client in multiprocess mode: each worker writes its values to files there, and
+a scrape of any worker reads and aggregates them all. A gauge's `multiprocess_mode` says how
+workers' values combine; the `live*` modes forget a worker once gunicorn reports it dead.
+"""
+
+import os
+import time
+from typing import Final
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.context_managers import InprogressTracker
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from service.status import JobStatus
+
+# Sub-millisecond at the bottom: a sync prediction is tens of microseconds when the service is
+# idle, and the interesting tail under load is in the low milliseconds.
+LATENCY_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+# A Redis round trip on loopback is ~100 us; a blocking read (XREADGROUP BLOCK) waits longer.
+REDIS_BUCKETS: Final = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+# Jobs wait from milliseconds (idle) to minutes (a backlog); both ends must be readable.
+QUEUE_BUCKETS: Final = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+)  # fmt: skip
+BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+# HTTP (recorded by service.http_metrics)
+HTTP_REQUESTS: Final = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by route template, method and status code.",
+    ["route", "method", "status"],
+)
+HTTP_DURATION: Final = Histogram(
+    "http_request_duration_seconds",
+    "Time from the request's arrival to the last byte of its response.",
+    ["route", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+HTTP_IN_FLIGHT: Final = Gauge(
+    "http_requests_in_flight",
+    "HTTP requests being served right now, over all workers.",
+    multiprocess_mode="livesum",
+)
+
+# Async jobs (recorded by the queue's submit path and its workers)
+JOBS_SUBMITTED: Final = Counter(
+    "prediction_jobs_submitted_total", "Async prediction jobs accepted (answered 202)."
+)
+JOBS_FINISHED: Final = Counter(
+    "prediction_jobs_finished_total",
+    "Async prediction jobs that reached a final state, by that state.",
+    ["state"],
+)
+JOBS_RECLAIMED: Final = Counter(
+    "prediction_jobs_reclaimed_total",
+    "Jobs taken over from a consumer that held them too long (XAUTOCLAIM).",
+)
+JOBS_DEAD_LETTERED: Final = Counter(
+    "prediction_jobs_dead_lettered_total",
+    "Jobs given up after MAX_ATTEMPTS and copied to the dead-letter stream.",
+)
+QUEUE_BACKLOG: Final = Gauge(
+    "prediction_queue_backlog_jobs",
+    "Jobs in the stream not yet finished, as last sampled from Redis.",
+    multiprocess_mode="livemax",
+)
+QUEUE_OLDEST_AGE: Final = Gauge(
+    "prediction_queue_oldest_job_age_seconds",
+    "Age of the oldest job not yet finished, as last sampled from Redis.",
+    multiprocess_mode="livemax",
+)
+QUEUE_WAIT: Final = Histogram(
+    "prediction_queue_wait_seconds",
+    "Time a job spent queued, from its submission to a worker starting it.",
+    buckets=QUEUE_BUCKETS,
+)
+TIME_TO_RESULT: Final = Histogram(
+    "prediction_time_to_result_seconds",
+    "Time from a job's submission to its final state being stored.",
+    buckets=QUEUE_BUCKETS,
+)
+LONG_POLL_WAITERS: Final = Gauge(
+    "prediction_long_poll_waiters",
+    "Requests waiting for a job to finish (long-poll and Prefer: wait).",
+    multiprocess_mode="livesum",
+)
+
+# The model (recorded by service.model_metrics, around every model call)
+MODEL_DURATION: Final = Histogram(
+    "prediction_model_seconds",
+    "Time in the model per call (one call predicts a whole batch).",
+    buckets=LATENCY_BUCKETS,
+)
+BATCH_SIZE: Final = Histogram(
+    "prediction_batch_size", "Inputs per model call.", buckets=BATCH_BUCKETS
+)
+MODEL_INFO: Final = Gauge(
+    "prediction_model_info",
+    "The model being served (always 1; the labels carry the information).",
+    ["name", "version"],
+    multiprocess_mode="livemax",
+)
+
+# Redis (recorded by service.redis_metrics, around every round trip)
+REDIS_ROUND_TRIPS: Final = Counter(
+    "prediction_redis_round_trips_total",
+    "Round trips to Redis, by operation (a command, or a pipeline's distinct commands).",
+    ["operation"],
+)
+REDIS_DURATION: Final = Histogram(
+    "prediction_redis_round_trip_seconds",
+    "Time of one round trip to Redis, by operation.",
+    ["operation"],
+    buckets=REDIS_BUCKETS,
+)
+
+# Processes: one series per live process (the pid label), to count workers and see restarts.
+PROCESS_START: Final = Gauge(
+    "prediction_process_start_time_seconds",
+    "Start time of each live service process, in seconds since the epoch.",
+    multiprocess_mode="liveall",
+)
+
+
+_redis_children: dict[str, tuple[Counter, Histogram]] = {}
+
+
+def observe_redis_round_trip(operation: str, seconds: float) -> None:
+    children = _redis_children.get(operation)
+    if children is None:
+        children = REDIS_ROUND_TRIPS.labels(operation), REDIS_DURATION.labels(operation)
+        _redis_children[operation] = children
+    children[0].inc()
+    children[1].observe(seconds)
+
+
+def record_process_start() -> None:
+    PROCESS_START.set(time.time())
+
+
+def record_model(name: str, version: str) -> None:
+    MODEL_INFO.labels(name, version).set(1)
+
+
+def observe_model_call(batch_size: int, seconds: float) -> None:
+    MODEL_DURATION.observe(seconds)
+    BATCH_SIZE.observe(batch_size)
+
+
+def job_submitted() -> None:
+    JOBS_SUBMITTED.inc()
+
+
+def job_started(created_at: float) -> None:
+    """A worker took the job: its wait in the queue ends now (`created_at` is epoch seconds)."""
+    QUEUE_WAIT.observe(max(0.0, time.time() - created_at))
+
+
+def job_finished(status: JobStatus, created_at: float) -> None:
+    """The job's final state is stored: count it, and its time since submission."""
+    if not status.is_final:
+        raise ValueError(f"{status} is not a final state")
+    JOBS_FINISHED.labels(status.value).inc()
+    TIME_TO_RESULT.observe(max(0.0, time.time() - created_at))
+
+
+def jobs_reclaimed(count: int) -> None:
+    JOBS_RECLAIMED.inc(count)
+
+
+def job_dead_lettered() -> None:
+    JOBS_DEAD_LETTERED.inc()
+
+
+def queue_sampled(backlog: int, oldest_age_s: float) -> None:
+    QUEUE_BACKLOG.set(backlog)
+    QUEUE_OLDEST_AGE.set(oldest_age_s)
+
+
+def long_poll_waiting() -> InprogressTracker:
+    """`with long_poll_waiting(): ...` counts the request as a waiter while it waits."""
+    return LONG_POLL_WAITERS.track_inprogress()
+
+
+def exposition() -> bytes:
+    """The text a scrape gets: every worker's values when several share the directory."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
