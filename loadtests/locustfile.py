@@ -4,7 +4,12 @@ Add a shape with a second file: `-f loadtests/locustfile.py,loadtests/shapes/ste
 `make locust` and `make loadtest` (loadtests/launch.py) put these together.
 """
 
-from loadtests import generator_cpu, options, verdict  # noqa: F401 - they register listeners
+from loadtests import (  # noqa: F401 - they register listeners
+    generator_cpu,
+    options,
+    prometheus_export,
+    verdict,
+)
 from loadtests.open_loop import OpenLoopUser
 from loadtests.scenarios import LongPollUser, MixedUser, SubmitPollUser, SyncUser
 

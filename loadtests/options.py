@@ -109,5 +109,21 @@ def _add_options(parser: LocustArgumentParser) -> None:
             "knee: a step's failure ratio above this stops",
         ),
     ]
-    for option in [*scenario_options, *threshold_options, *shape_options]:
+    export_options = [
+        (
+            "--prometheus-port",
+            "LOADTEST_PROMETHEUS_PORT",
+            int,
+            0,
+            "serve Locust's figures for Prometheus on this port (0: off)",
+        ),
+        (
+            "--prometheus-host",
+            "LOADTEST_PROMETHEUS_HOST",
+            str,
+            "127.0.0.1",
+            "address for the Prometheus endpoint",
+        ),
+    ]
+    for option in [*scenario_options, *threshold_options, *shape_options, *export_options]:
         _add(parser, *option)

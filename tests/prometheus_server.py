@@ -3,7 +3,7 @@ served API on a free port, with its own data in a temporary directory."""
 
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,23 +18,28 @@ CONFIG_DIR = ROOT / "dashboards" / "prometheus"
 SCRAPE_INTERVAL_S = 1
 
 
-def config_for(target: str) -> dict[str, Any]:
-    """The repository's prometheus.yml, scraping `target` every second."""
+def config_for(targets: Mapping[str, str]) -> dict[str, Any]:
+    """The repository's prometheus.yml, its jobs pointed at `targets` (job name to address)
+    and scraped every second; a job without a target here is left out."""
     yaml = YAML(typ="safe")
     config: dict[str, Any] = yaml.load(CONFIG_DIR / "prometheus.yml")
     config["global"]["scrape_interval"] = f"{SCRAPE_INTERVAL_S}s"
     config["global"]["evaluation_interval"] = f"{SCRAPE_INTERVAL_S}s"
     config["rule_files"] = [str(CONFIG_DIR / name) for name in config["rule_files"]]
-    [job] = config["scrape_configs"]
-    job["static_configs"] = [{"targets": [target]}]
+    jobs = [job for job in config["scrape_configs"] if job["job_name"] in targets]
+    for job in jobs:
+        job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
+    config["scrape_configs"] = jobs
     return config
 
 
 @contextmanager
-def prometheus(binary: str, target: str, tmp: Path, timeout_s: float = 60) -> Iterator[str]:
+def prometheus(
+    binary: str, targets: Mapping[str, str], tmp: Path, timeout_s: float = 60
+) -> Iterator[str]:
     config = tmp / "prometheus.yml"
     with config.open("w") as out:
-        YAML(typ="safe").dump(config_for(target), out)
+        YAML(typ="safe").dump(config_for(targets), out)
     port = free_port()
     log = tmp / "prometheus.log"
     with log.open("wb") as out:

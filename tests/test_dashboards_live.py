@@ -1,10 +1,12 @@
 """Every panel of every dashboard, evaluated by a real Prometheus that scraped the served API
-(two gunicorn workers) under some load: a panel whose query is wrong returns no data and fails.
+(two gunicorn workers) and a Locust run against it: a panel whose query is wrong returns no
+data and fails.
 
 Grafana does not run here, so its variables are replaced as Grafana would for a 1 s scrape.
 """
 
 import math
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.embedded_redis import EmbeddedRedis, free_port
 from tests.dashboards import Panel, panels
+from tests.locust_runs import loadtest_env, make_command
 from tests.processes import serve
 from tests.prometheus_server import SCRAPE_INTERVAL_S, prometheus, query_range
 from tests.tools import require
@@ -24,8 +27,6 @@ from tests.tools import require
 # at least two samples.
 GRAFANA_VARIABLES = {"$__rate_interval": f"{4 * SCRAPE_INTERVAL_S}s"}
 
-# Metrics only the durable stream workers (issue 3) record. A panel on them has no data yet;
-# its strict xfail turns into a failure the day they feed it: then drop the name from here.
 # Panels whose healthy value is 0 (the load below neither crashes a worker nor poisons a job):
 # for them, a series of zeros is data. Every other panel must show a non-zero value.
 ZERO_WHEN_HEALTHY = frozenset(
@@ -39,8 +40,7 @@ MAX_REQUESTS_PER_THREAD = 400
 
 
 class PanelHasNoDataError(AssertionError):
-    """The only failure a queue panel is expected to have: a bad query or a broken set-up
-    still fails it."""
+    """A panel whose queries ran but showed nothing."""
 
 
 def grafana_expr(expr: str) -> str:
@@ -112,18 +112,46 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
     redis = EmbeddedRedis(tmp / "redis", port=free_port(), appendonly=False)
     env = {"WEB_CONCURRENCY": "2", "MOCK_LATENCY_MS": "300"}
     (tmp / "prometheus").mkdir()
+    locust_port = free_port()
     with (
         redis,
         serve({**env, "REDIS_URL": redis.url}, tmp) as served,
-        prometheus(binary, f"127.0.0.1:{served.port}", tmp / "prometheus") as prom,
+        prometheus(
+            binary,
+            {
+                "prediction-service": f"127.0.0.1:{served.port}",
+                "locust": f"127.0.0.1:{locust_port}",
+            },
+            tmp / "prometheus",
+        ) as prom,
     ):
         # Prometheus applies discovered targets every few seconds: load starts once it scrapes.
         wait_for_scrape(prom, 'up{job="prediction-service"}', 1)
         start = time.time()
         deadline = time.monotonic() + LOAD_S
-        with ThreadPoolExecutor(4) as pool:
-            for done in [pool.submit(drive_load, served.url, deadline) for _ in range(4)]:
-                done.result()  # a load thread's error fails the set-up, not a panel
+        locust = subprocess.Popen(
+            make_command("loadtest"),
+            env=loadtest_env(
+                served.url,
+                tmp / "reports",
+                {
+                    "SCENARIO": "sync",
+                    "LOCUST_USERS": "2",
+                    "LOCUST_RUN_TIME": f"{int(LOAD_S) + 5}s",
+                    "LOADTEST_PROMETHEUS_PORT": str(locust_port),
+                },
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            with ThreadPoolExecutor(4) as pool:
+                for done in [pool.submit(drive_load, served.url, deadline) for _ in range(4)]:
+                    done.result()  # a load thread's error fails the set-up, not a panel
+            # Locust's exporter lives as long as its run: Prometheus must have scraped it.
+            wait_for_scrape(prom, "sum(locust_requests_total)", 1)
+        finally:
+            locust.wait(60)
         # Redis goes away: the endpoints that need it answer 503, for the error panels. A
         # counter's first sample is not an increase, so Prometheus sees the first 503 before
         # the others.
