@@ -2,8 +2,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
@@ -11,16 +12,18 @@ from starlette.exceptions import HTTPException
 from service.backends import AsyncBackend, BackgroundBackend, StreamBackend
 from service.connections import create_redis
 from service.deps import Services
+from service.fast_paths import FastPaths
+from service.handlers import PredictionHandlers
 from service.instrumentation import instrument
 from service.jobs import JobStore
 from service.keys import Keys
 from service.limits import BodySizeLimit
 from service.models import Model, instrumented, load_model
 from service.notifier import Notifier
-from service.responses import json_response, validation_error_body
+from service.responses import json_response, storage_unavailable, validation_error_body
 from service.routes import health
 from service.routes.predict import predict_router
-from service.schemas import STORAGE_UNAVAILABLE
+from service.schemas import prediction_models
 from service.settings import Settings
 from service.worker import build_consumers
 
@@ -52,6 +55,14 @@ def create_backend(
         consumers,
         settings.graceful_timeout_s,
         settings.queue_sample_s if settings.metrics_enabled else 0,
+    )
+
+
+def _route(router: APIRouter, path: str, method: str) -> APIRoute:
+    return next(
+        route
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ())
     )
 
 
@@ -91,11 +102,23 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         summary=f"Predictions from the `{model.name}` model, synchronously or through Redis.",
         lifespan=lifespan,
     )
+    request_model, result_model = prediction_models(model.input_type, model.example_input)
+    handlers = PredictionHandlers(request_model, settings)
+    predictions = predict_router(handlers, result_model, settings)
+    app.include_router(predictions)
+    app.include_router(health.router)
+    # Added first, so innermost: every other middleware still sees the fast paths' requests.
+    if settings.fast_paths:
+        app.add_middleware(
+            FastPaths,
+            handlers=handlers,
+            state=app.state,
+            predict_route=_route(predictions, "/predict", "POST"),
+            poll_route=_route(predictions, "/predict/{prediction_id}", "GET"),
+        )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.metrics_enabled:
         instrument(app)
-    app.include_router(predict_router(model, settings))
-    app.include_router(health.router)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
@@ -108,10 +131,6 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
     @app.exception_handler(RedisError)
     async def redis_unavailable(request: Request, exc: RedisError) -> Response:
         logger.warning("event=redis_error error=%s", type(exc).__name__)
-        return json_response(
-            503,
-            {"error": STORAGE_UNAVAILABLE},
-            {"Retry-After": str(settings.retry_after_s)},
-        )
+        return storage_unavailable(settings.retry_after_s)
 
     return app

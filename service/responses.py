@@ -5,6 +5,8 @@ import orjson
 from fastapi import Response
 from pydantic import ValidationError
 
+from service.schemas import STORAGE_UNAVAILABLE
+
 
 def json_response(
     status: int, body: Any, headers: Mapping[str, str] | None = None, **kwargs: Any
@@ -26,3 +28,7 @@ def validation_error_body(errors: list[Any], prefix: tuple[str, ...] = ()) -> di
 
 def pydantic_errors(exc: ValidationError) -> list[Any]:
     return exc.errors(include_url=False, include_input=False, include_context=False)
+
+
+def storage_unavailable(retry_after_s: int) -> Response:
+    return json_response(503, {"error": STORAGE_UNAVAILABLE}, {"Retry-After": str(retry_after_s)})

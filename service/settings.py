@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     redis_socket_timeout_s: float = Field(2.0, gt=0)
     redis_max_connections: int = Field(64, ge=1)
     redis_autopipeline: bool = True
+    fast_paths: bool = True
     redis_server_bin: Path | None = None
     data_dir: Path = Path(".data")
     key_prefix: str = "pred:"

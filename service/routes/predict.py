@@ -1,37 +1,20 @@
-import contextlib
-import time
 from typing import Annotated, Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
-import orjson
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import ValidationError
-from starlette.background import BackgroundTask
+from pydantic import BaseModel
 
-from service import metrics
-from service.async_mode import OPENAPI_PARAMETERS, InvalidAsyncModeError, async_mode_requested
-from service.backends import IdempotencyConflictError, QueueFullError
+from service.async_mode import OPENAPI_PARAMETERS
 from service.deps import ServicesDep
-from service.jobs import Job
-from service.models import Model
-from service.notifier import await_final, wait_until_final
-from service.prefer import preferred_wait_s
-from service.responses import json_response, pydantic_errors, validation_error_body
+from service.handlers import PredictionHandlers
 from service.schemas import (
-    EXPIRED,
-    FAILED,
-    IDEMPOTENCY_CONFLICT,
-    NOT_FOUND,
-    STILL_PROCESSING,
     Accepted,
     ErrorBody,
     NotFound,
     StillProcessing,
     Unsuccessful,
-    prediction_models,
 )
 from service.settings import Settings
-from service.status import JobStatus
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "The body, a header or a parameter is invalid."},
@@ -39,29 +22,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def job_response(job: Job, settings: Settings, headers: dict[str, str] | None = None) -> Response:
-    """The seed's bodies for a stored job, with its id and state."""
-    common = {"prediction_id": str(job.id), "status": job.status.value}
-    if job.status is JobStatus.SUCCEEDED:
-        body = {
-            "input": job.input,
-            "result": job.result,
-            **common,
-            "created_at": job.created_at,
-            "finished_at": job.finished_at,
-        }
-        return json_response(200, body, headers)
-    if not job.status.is_final:
-        retry = {"Retry-After": str(settings.retry_after_s)}
-        return json_response(
-            202, {"error": STILL_PROCESSING, **common}, {**retry, **(headers or {})}
-        )
-    message = FAILED if job.status is JobStatus.FAILED else EXPIRED
-    return json_response(200, {"error": message, **common, "reason": job.error}, headers)
-
-
-def predict_router(model: Model, settings: Settings) -> APIRouter:
-    request_model, result_model = prediction_models(model.input_type, model.example_input)
+def predict_router(
+    handlers: PredictionHandlers, result_model: type[BaseModel], settings: Settings
+) -> APIRouter:
+    """The routes as the OpenAPI document shows them; the work is in `handlers`."""
+    request_model = handlers.request_model
     router = APIRouter(tags=["predictions"])
     header_docs = [
         *OPENAPI_PARAMETERS,
@@ -126,70 +91,8 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
         },
     )
     async def predict(request: Request, services: ServicesDep) -> Response:
-        try:
-            asynchronous = async_mode_requested(request.headers)
-        except InvalidAsyncModeError as exc:
-            return json_response(422, {"error": str(exc)})
-        try:
-            parsed: Any = request_model.model_validate_json(await request.body())
-        except ValidationError as exc:
-            return json_response(422, validation_error_body(pydantic_errors(exc), ("body",)))
-        payload = parsed.input
-
-        if not asynchronous:
-            [result] = await services.model.predict_batch([payload])
-            return json_response(200, {"input": payload, "result": result})
-
-        idempotency_key = request.headers.get("idempotency-key")
-        if idempotency_key is not None and not (
-            0 < len(idempotency_key) <= settings.idempotency_key_max_length
-        ):
-            limit = settings.idempotency_key_max_length
-            return json_response(
-                422, {"error": f"Idempotency-Key must be 1 to {limit} characters."}
-            )
-        deadline_at = time.time() + parsed.deadline_s if parsed.deadline_s else None
-        wait_s = preferred_wait_s(request.headers, settings.max_wait_s)
-
-        job_id = uuid4()
-        watching = services.notifier.watch(job_id) if wait_s is not None else None
-        with watching or contextlib.nullcontext() as woken:
-            try:
-                submission = await services.backend.submit(
-                    job_id,
-                    payload,
-                    orjson.dumps(payload),
-                    deadline_at=deadline_at,
-                    idempotency_key=idempotency_key,
-                )
-            except QueueFullError as exc:
-                return json_response(
-                    429,
-                    {"error": f"The queue is full ({exc.backlog} jobs waiting); retry later."},
-                    {"Retry-After": str(exc.retry_after_s)},
-                )
-            except IdempotencyConflictError:
-                return json_response(422, {"error": IDEMPOTENCY_CONFLICT})
-            # The seed's background strategy runs the work only after this response is sent.
-            if wait_s is not None and woken is not None and submission.after is None:
-                with metrics.long_poll_waiting():
-                    if submission.replayed:
-                        job = await wait_until_final(
-                            services.notifier, services.store, submission.job_id, wait_s
-                        )
-                    else:
-                        job = await await_final(services.store, job_id, woken, wait_s)
-                if job is not None and job.status.is_final:
-                    return job_response(job, settings, {"Preference-Applied": f"wait={wait_s:g}"})
-
-        headers = {"Location": f"{request.scope.get('root_path', '')}/predict/{submission.job_id}"}
-        if submission.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return json_response(
-            202,
-            {"prediction_id": str(submission.job_id), "status": JobStatus.QUEUED.value},
-            headers,
-            background=BackgroundTask(submission.after) if submission.after else None,
+        return await handlers.predict(
+            services, request.headers, await request.body(), request.scope.get("root_path", "")
         )
 
     @router.get(
@@ -222,13 +125,6 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
             ),
         ] = None,
     ) -> Response:
-        if wait:
-            with metrics.long_poll_waiting():
-                job = await wait_until_final(services.notifier, services.store, prediction_id, wait)
-        else:
-            job = await services.store.get(prediction_id)
-        if job is None:
-            return json_response(404, {"error": NOT_FOUND})
-        return job_response(job, settings)
+        return await handlers.poll(services, prediction_id, wait)
 
     return router

@@ -1,0 +1,132 @@
+"""What POST /predict and GET /predict/{id} do, apart from how the request reached them: the
+FastAPI routes (which also make the OpenAPI document) and the fast paths both call these."""
+
+import contextlib
+import time
+from typing import Any
+from uuid import UUID, uuid4
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
+from starlette.datastructures import Headers
+from starlette.responses import Response
+
+from service import metrics
+from service.async_mode import InvalidAsyncModeError, async_mode_requested
+from service.backends import IdempotencyConflictError, QueueFullError
+from service.deps import Services
+from service.jobs import Job
+from service.notifier import await_final, wait_until_final
+from service.prefer import preferred_wait_s
+from service.responses import json_response, pydantic_errors, validation_error_body
+from service.schemas import EXPIRED, FAILED, IDEMPOTENCY_CONFLICT, NOT_FOUND, STILL_PROCESSING
+from service.settings import Settings
+from service.status import JobStatus
+
+
+def job_response(job: Job, settings: Settings, headers: dict[str, str] | None = None) -> Response:
+    """The seed's bodies for a stored job, with its id and state."""
+    common = {"prediction_id": str(job.id), "status": job.status.value}
+    if job.status is JobStatus.SUCCEEDED:
+        body = {
+            "input": job.input,
+            "result": job.result,
+            **common,
+            "created_at": job.created_at,
+            "finished_at": job.finished_at,
+        }
+        return json_response(200, body, headers)
+    if not job.status.is_final:
+        retry = {"Retry-After": str(settings.retry_after_s)}
+        return json_response(
+            202, {"error": STILL_PROCESSING, **common}, {**retry, **(headers or {})}
+        )
+    message = FAILED if job.status is JobStatus.FAILED else EXPIRED
+    return json_response(200, {"error": message, **common, "reason": job.error}, headers)
+
+
+class PredictionHandlers:
+    def __init__(self, request_model: type[BaseModel], settings: Settings) -> None:
+        self.request_model = request_model
+        self.settings = settings
+
+    async def predict(
+        self, services: Services, headers: Headers, body: bytes, root_path: str
+    ) -> Response:
+        settings, request_model = self.settings, self.request_model
+        try:
+            asynchronous = async_mode_requested(headers)
+        except InvalidAsyncModeError as exc:
+            return json_response(422, {"error": str(exc)})
+        try:
+            parsed: Any = request_model.model_validate_json(body)
+        except ValidationError as exc:
+            return json_response(422, validation_error_body(pydantic_errors(exc), ("body",)))
+        payload = parsed.input
+
+        if not asynchronous:
+            [result] = await services.model.predict_batch([payload])
+            return json_response(200, {"input": payload, "result": result})
+
+        idempotency_key = headers.get("idempotency-key")
+        if idempotency_key is not None and not (
+            0 < len(idempotency_key) <= settings.idempotency_key_max_length
+        ):
+            limit = settings.idempotency_key_max_length
+            return json_response(
+                422, {"error": f"Idempotency-Key must be 1 to {limit} characters."}
+            )
+        deadline_at = time.time() + parsed.deadline_s if parsed.deadline_s else None
+        wait_s = preferred_wait_s(headers, settings.max_wait_s)
+
+        job_id = uuid4()
+        watching = services.notifier.watch(job_id) if wait_s is not None else None
+        with watching or contextlib.nullcontext() as woken:
+            try:
+                submission = await services.backend.submit(
+                    job_id,
+                    payload,
+                    orjson.dumps(payload),
+                    deadline_at=deadline_at,
+                    idempotency_key=idempotency_key,
+                )
+            except QueueFullError as exc:
+                return json_response(
+                    429,
+                    {"error": f"The queue is full ({exc.backlog} jobs waiting); retry later."},
+                    {"Retry-After": str(exc.retry_after_s)},
+                )
+            except IdempotencyConflictError:
+                return json_response(422, {"error": IDEMPOTENCY_CONFLICT})
+            # The seed's background strategy runs the work only after this response is sent.
+            if wait_s is not None and woken is not None and submission.after is None:
+                with metrics.long_poll_waiting():
+                    if submission.replayed:
+                        job = await wait_until_final(
+                            services.notifier, services.store, submission.job_id, wait_s
+                        )
+                    else:
+                        job = await await_final(services.store, job_id, woken, wait_s)
+                if job is not None and job.status.is_final:
+                    return job_response(job, settings, {"Preference-Applied": f"wait={wait_s:g}"})
+
+        answer_headers = {"Location": f"{root_path}/predict/{submission.job_id}"}
+        if submission.replayed:
+            answer_headers["Idempotent-Replayed"] = "true"
+        return json_response(
+            202,
+            {"prediction_id": str(submission.job_id), "status": JobStatus.QUEUED.value},
+            answer_headers,
+            background=BackgroundTask(submission.after) if submission.after else None,
+        )
+
+    async def poll(self, services: Services, prediction_id: UUID, wait: float | None) -> Response:
+        if wait:
+            with metrics.long_poll_waiting():
+                job = await wait_until_final(services.notifier, services.store, prediction_id, wait)
+        else:
+            job = await services.store.get(prediction_id)
+        if job is None:
+            return json_response(404, {"error": NOT_FOUND})
+        return job_response(job, self.settings)
