@@ -1,6 +1,7 @@
 """The durable stream backend, in-process against a real Redis: attempts and dead letters,
 deadlines, backpressure, idempotency, micro-batching, long-poll and `Prefer: wait`."""
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from service.backends.stream import retry_after_s
 from service.keys import GROUP
-from service.worker import build_consumers
+from service.worker import ConsumerPool, build_consumers
 from tests.apps import FailingModel, in_app, services_of
 
 BODY = {"input": "some_input_data"}
@@ -56,6 +57,17 @@ def test_a_job_delivered_more_than_max_attempts_is_not_run_again(
     client = make_client(worker_concurrency=0, max_attempts=2)
     prediction_id = submit(client)
     redis_client.hset(f"pred:job:{prediction_id}", "attempts", 2)  # two deliveries died
+    pool = drain_with_one_consumer(client)
+    body = client.get(f"/predict/{prediction_id}").json()
+    assert body["status"] == "failed"
+    assert body["reason"] == "gave up after 2 attempts"
+    assert pool.consumers[0].stats.jobs == 0  # the model never saw it
+    assert redis_client.xlen("pred:dead") == 1
+
+
+def drain_with_one_consumer(client: TestClient) -> ConsumerPool:
+    """A consumer of the app's own, run on its loop until the backlog is empty; its stats
+    are the deterministic counts the tests read."""
     services = services_of(client)
     pool = build_consumers(
         services.redis,
@@ -66,19 +78,10 @@ def test_a_job_delivered_more_than_max_attempts_is_not_run_again(
         1,
     )
     in_app(client, lambda: _run_until_idle(pool))
-    body = client.get(f"/predict/{prediction_id}").json()
-    assert body["status"] == "failed"
-    assert body["reason"] == "gave up after 2 attempts"
-    assert pool.consumers[0].stats.jobs == 0  # the model never saw it
-    assert redis_client.xlen("pred:dead") == 1
+    return pool
 
 
-async def _run_until_idle(pool: object) -> None:
-    import asyncio
-
-    from service.worker import ConsumerPool
-
-    assert isinstance(pool, ConsumerPool)
+async def _run_until_idle(pool: ConsumerPool) -> None:
     pool.start()
     consumer = pool.consumers[0]
     for _ in range(200):
@@ -94,16 +97,7 @@ def test_micro_batching_gives_the_model_full_batches(
 ) -> None:
     client = make_client(worker_concurrency=0, max_batch_size=32)
     ids = [submit(client) for _ in range(100)]
-    services = services_of(client)
-    pool = build_consumers(
-        services.redis,
-        services.store,
-        services.store.keys,
-        services.model,
-        services.settings.worker_config,
-        1,
-    )
-    in_app(client, lambda: _run_until_idle(pool))
+    pool = drain_with_one_consumer(client)
     stats = pool.consumers[0].stats
     assert (stats.jobs, stats.batches, stats.largest_batch) == (100, 4, 32)
     assert all(client.get(f"/predict/{i}").json()["status"] == "succeeded" for i in ids)
@@ -116,16 +110,7 @@ def test_a_job_past_its_deadline_expires_without_running(
     late = submit(client, {"input": "x", "deadline_s": 0.01})
     timely = submit(client, {"input": "x", "deadline_s": 60})
     time.sleep(0.05)
-    services = services_of(client)
-    pool = build_consumers(
-        services.redis,
-        services.store,
-        services.store.keys,
-        services.model,
-        services.settings.worker_config,
-        1,
-    )
-    in_app(client, lambda: _run_until_idle(pool))
+    pool = drain_with_one_consumer(client)
     expired = client.get(f"/predict/{late}").json()
     assert expired["status"] == "expired"
     assert expired["error"] == "Prediction expired before it could run."
