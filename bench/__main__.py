@@ -27,7 +27,12 @@ def micro_benchmarks(out: Path, cpus: frozenset[int]) -> dict[str, Any] | None:
     target = out / "micro.json"
     pin = ["taskset", "--cpu-list", ",".join(map(str, sorted(cpus)))] if cpus else []
     pytest = [sys.executable, "-m", "pytest", "bench/micro", "-q", "-p", "no:cacheprovider"]
-    options = ["--benchmark-only", f"--benchmark-json={target}", "--benchmark-columns=mean,ops"]
+    options = [
+        "--benchmark-only",
+        "--benchmark-max-time=0.5",
+        f"--benchmark-json={target}",
+        "--benchmark-columns=mean,ops",
+    ]
     done = subprocess.run(
         [*pin, *pytest, *options],
         cwd=ROOT,
