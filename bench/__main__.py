@@ -14,10 +14,11 @@ import orjson
 
 from bench import gate
 from bench.config import BenchConfig
-from bench.load import WrkMissingError, wrk_binary
+from bench.load import GeneratorSaturatedError, WrkMissingError, wrk_binary
 from bench.placement import default_placement
 from bench.report import print_table, write_report
 from bench.run import side_by_side
+from bench.time_to_result import ClientSaturatedError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = BenchConfig()
     try:
-        wrk = wrk_binary()
+        wrk_binary()
     except WrkMissingError as exc:
         print(f"make bench: {exc}", file=sys.stderr)
         return 2
@@ -60,21 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     full = args.command == "run"
     micro = micro_benchmarks(out, placement.server_cpus) if full and cfg.micro else None
-    started = time.monotonic()
-    results = side_by_side(cfg, placement, full=full, model_path=args.model_path.resolve())
-    wrk_version = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
-    results["meta"] = {
-        "command": "make bench" if full else "make gate",
-        "kind": args.command,
-        "started": out.name,
-        "seconds": round(time.monotonic() - started, 1),
-        "placement": placement.describe(),
-        "config": cfg.model_dump(mode="json"),
-        "wrk": (wrk_version.stdout or wrk_version.stderr).splitlines()[0],
-    }
-    floors = gate.load_floors()
+    try:
+        results = side_by_side(
+            cfg, placement, full=full, model_path=args.model_path.resolve(), label=out.name
+        )
+    except (GeneratorSaturatedError, ClientSaturatedError) as exc:
+        print(
+            f"{args.command}: refused to report a saturated load generator: {exc}", file=sys.stderr
+        )
+        return 3
     if not full:
-        results["gate"] = gate.check(results["ratios"], floors)
+        results["gate"] = gate.check(results["ratios"], gate.load_floors())
     write_report(out, results, micro)
     print_table(results, out)
     if not full and not results["gate"]["passed"]:

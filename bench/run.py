@@ -2,7 +2,9 @@
 measured for tuned, seed and bound back to back, so that they share the machine's conditions."""
 
 import os
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 from bench.builds import BUILDS, ORDER, BuildName, started
 from bench.config import BenchConfig
+from bench.load import wrk_binary
 from bench.placement import Placement
 from bench.scenarios import (
     IRIS_BODY,
@@ -61,15 +64,15 @@ def throughput(
     with fleet(placement, {"REDIS_URL": redis_url}, tmp / "throughput") as served:
         for _ in range(cfg.rounds):
             for name in ORDER:
-                load = sync_load(served[name].url, placement, cfg.connections, cfg.duration_s)
+                load = sync_load(served[name].url, placement, cfg.connections, cfg.duration)
                 rounds[name]["sync"].append(load.as_dict())
             for name in ORDER:
                 url = served[name].url
-                jobs = async_load(url, placement, redis_url, cfg.connections, cfg.duration_s)
+                jobs = async_load(url, placement, redis_url, cfg.connections, cfg.duration)
                 rounds[name]["async"].append(jobs)
                 ids_file = tmp / f"ids-{name}.txt"
                 finished_ids(redis_url, ids_file)
-                polls = poll_load(url, placement, ids_file, cfg.connections, cfg.duration_s)
+                polls = poll_load(url, placement, ids_file, cfg.connections, cfg.duration)
                 rounds[name]["poll"].append(polls.as_dict())
     return {
         name: {
@@ -128,16 +131,17 @@ def full_run(
     for label, env, body in models:
         with fleet(placement, {**base, **env}, tmp / "models") as served:
             for name in ORDER:
-                load = sync_load(served[name].url, placement, cfg.connections, cfg.duration_s, body)
+                load = sync_load(served[name].url, placement, cfg.connections, cfg.duration, body)
                 builds[name]["models"][label] = load.as_dict()
     return {"builds": builds, "ratios": ratios(builds)}
 
 
 def side_by_side(
-    cfg: BenchConfig, placement: Placement, *, full: bool, model_path: Path
+    cfg: BenchConfig, placement: Placement, *, full: bool, model_path: Path, label: str
 ) -> dict[str, Any]:
     """Start our own Redis on the load cores, then measure; `full=False` is the CI gate's run."""
     placement.pin_load(os.getpid())
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp_name:
         tmp = Path(tmp_name)
         redis_server = EmbeddedRedis(tmp / "redis", port=free_port(), appendonly=False)
@@ -145,6 +149,17 @@ def side_by_side(
             assert redis_server.process is not None
             placement.pin_load(redis_server.process.pid)
             if full:
-                return full_run(cfg, placement, redis_server.url, tmp, model_path)
-            builds = throughput(cfg, placement, redis_server.url, tmp)
-            return {"builds": builds, "ratios": ratios(builds)}
+                results = full_run(cfg, placement, redis_server.url, tmp, model_path)
+            else:
+                builds = throughput(cfg, placement, redis_server.url, tmp)
+                results = {"builds": builds, "ratios": ratios(builds)}
+    wrk = subprocess.run([wrk_binary(), "--version"], capture_output=True, text=True, check=False)
+    results["meta"] = {
+        "command": "make bench" if full else "make gate",
+        "started": label,
+        "seconds": round(time.monotonic() - started, 1),
+        "placement": placement.describe(),
+        "config": cfg.model_dump(mode="json"),
+        "wrk": (wrk.stdout or wrk.stderr).splitlines()[0],
+    }
+    return results

@@ -2,13 +2,13 @@
 for completions, sequential requests for Redis work per request, the open-loop client for time to
 result."""
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import redis
+import uvloop
 
 from bench.apps.contract import JOB_KEY_PREFIX
 from bench.knee import SweepPoint, find_knee
@@ -182,7 +182,7 @@ def time_to_result(
     url: str, strategies: tuple[str, ...], rate: float, duration_s: float
 ) -> list[dict[str, Any]]:
     return [
-        asyncio.run(
+        uvloop.run(
             measure(url, Strategy.parse(spec), rate_per_s=rate, duration_s=duration_s)
         ).as_dict()
         for spec in strategies
