@@ -16,8 +16,8 @@ class BenchConfig(BaseSettings):
     sweep: Annotated[tuple[int, ...], NoDecode] = (1, 4, 16, 64, 256)
     sweep_duration_s: float = Field(2.0, gt=0)
     p99_target_ms: float = Field(25.0, gt=0)
-    ttr_rate: float = Field(50.0, gt=0)
-    ttr_duration_s: float = Field(3.0, gt=0)
+    ttr_rate: float = Field(20.0, gt=0)
+    ttr_duration_s: float = Field(4.0, gt=0)
     ttr_model_ms: float = Field(50.0, ge=0)
     ttr_strategies: Annotated[tuple[str, ...], NoDecode] = (
         "poll:10ms",

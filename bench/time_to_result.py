@@ -14,8 +14,10 @@ from typing import Any
 
 import httpx2 as httpx
 
-# Submits later than this behind their schedule mean the client, not the server, set the pace.
-MAX_CLIENT_LAG_S = 0.05
+# A client whose median submit starts this late behind its schedule cannot keep it: it, not the
+# server, sets the pace. (Its p99 is reported: a shared core delays some submits, and since
+# each job's clock starts at its scheduled time, that delay is in the figure, not hidden.)
+MAX_CLIENT_MEDIAN_LAG_S = 0.02
 BODY = b'{"input": "some_input_data"}'
 
 
@@ -126,11 +128,12 @@ async def measure(
             raise outcome
     finished = [o for o in outcomes if isinstance(o, tuple)]
     lags.sort()
+    lag_p50 = lags[len(lags) // 2] if lags else 0.0
     lag_p99 = lags[int(len(lags) * 0.99)] if lags else 0.0
-    if lag_p99 > MAX_CLIENT_LAG_S:
+    if lag_p50 > MAX_CLIENT_MEDIAN_LAG_S:
         raise ClientSaturatedError(
-            f"{strategy.name}: the client started submits {lag_p99 * 1000:.0f} ms late (p99) at "
-            f"{rate_per_s:.0f} jobs/s; lower BENCH_TTR_RATE"
+            f"{strategy.name} against {url}: the client started half its submits more than "
+            f"{lag_p50 * 1000:.0f} ms late at {rate_per_s:.0f} jobs/s; lower BENCH_TTR_RATE"
         )
     return TimeToResult(
         strategy=strategy.name,
