@@ -5,6 +5,7 @@ server-bound; k6 and Locust saturate well below that, so they would measure them
 """
 
 import os
+import resource
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ from bench.cpu import CpuMeter
 from bench.placement import Placement
 
 LUA_DIR = Path(__file__).resolve().parent / "wrk"
-# The load core this busy while the server core idles means the generator set the pace.
-SATURATED_LOAD_BUSY = 0.95
+# wrk's one thread using this much of a core while the server core idles means the generator,
+# not the server, set the pace. (The load core's own busy time is reported but not used: Redis
+# and any other work on the machine share that core.)
+SATURATED_GENERATOR_CPU = 0.90
 SERVER_IDLE_BUSY = 0.85
 # Error answers (4xx/5xx, timeouts) above this share of requests void a run; below it they are
 # reported with it (a shared machine can stall a Redis reply past a client's timeout).
@@ -55,6 +58,7 @@ class LoadResult:
     latency_cdf_ms: list[tuple[float, float]]  # (percentile, latency in ms)
     server_busy: float
     load_busy: float
+    generator_cpu: float  # CPU seconds wrk used per second of the run
 
     @property
     def rps(self) -> float:
@@ -65,7 +69,7 @@ class LoadResult:
 
     @property
     def generator_saturated(self) -> bool:
-        return self.load_busy >= SATURATED_LOAD_BUSY and self.server_busy < SERVER_IDLE_BUSY
+        return self.generator_cpu >= SATURATED_GENERATOR_CPU and self.server_busy < SERVER_IDLE_BUSY
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +86,7 @@ class LoadResult:
             "latency_cdf_ms": self.latency_cdf_ms,
             "server_core_busy": self.server_busy,
             "load_core_busy": self.load_busy,
+            "generator_cpu": self.generator_cpu,
         }
 
 
@@ -113,6 +118,7 @@ def run_wrk(
         url,
     ]  # fmt: skip
     meter = CpuMeter(placement.server_cpus, placement.load_cpus)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         placement.load_command(command),
         env={**os.environ, **env},
@@ -122,6 +128,8 @@ def run_wrk(
         timeout=duration_s + 60,
     )
     window = meter.stop()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr}")
     raw = parse_wrk_output(scenario, connections, done.stdout)
@@ -134,12 +142,13 @@ def run_wrk(
         latency_cdf_ms=[(float(p), us / 1000) for p, us in raw["latency_us"]["cdf"]],
         server_busy=window.server_busy,
         load_busy=window.load_busy,
+        generator_cpu=wrk_cpu_s / (raw["duration_us"] / 1e6),
     )
     if placement.pinned and result.generator_saturated:
         raise GeneratorSaturatedError(
-            f"{scenario} at {connections} connections: the load core was "
-            f"{window.load_busy:.0%} busy while the server core was only "
-            f"{window.server_busy:.0%} busy; the figure would measure wrk, not the server"
+            f"{scenario} at {connections} connections: wrk used {result.generator_cpu:.0%} of "
+            f"a core while the server core was only {window.server_busy:.0%} busy; the figure "
+            "would measure wrk, not the server"
         )
     failed = sum(result.errors.values())
     if failed > MAX_ERROR_SHARE * max(1, result.requests):

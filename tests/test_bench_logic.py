@@ -16,15 +16,16 @@ def test_knee_is_the_most_throughput_under_the_target() -> None:
     assert find_knee(points, 1) is None
 
 
-def load(server_busy: float, load_busy: float) -> LoadResult:
-    return LoadResult("sync", 32, 1.0, 100, {}, [(50.0, 1.0), (100.0, 2.0)], server_busy, load_busy)
+def load(server_busy: float, generator_cpu: float) -> LoadResult:
+    cdf = [(50.0, 1.0), (100.0, 2.0)]
+    return LoadResult("sync", 32, 1.0, 100, {}, cdf, server_busy, 1.0, generator_cpu)
 
 
 @pytest.mark.parametrize(
     ("server", "generator", "saturated"),
     [(0.99, 0.99, False), (0.99, 0.5, False), (0.6, 0.99, True), (0.6, 0.7, False)],
 )
-def test_generator_is_saturated_when_its_core_is_full_and_the_server_idles(
+def test_generator_is_saturated_when_it_uses_its_core_and_the_server_idles(
     server: float, generator: float, saturated: bool
 ) -> None:
     assert load(server, generator).generator_saturated is saturated
