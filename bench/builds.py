@@ -34,17 +34,17 @@ def _uvicorn(app: str) -> tuple[str, ...]:
 BUILDS: dict[BuildName, Build] = {
     "tuned": Build(
         "tuned",
-        "tuned: this service under gunicorn (gunicorn.conf.py, as `make run`)",
+        "this service under gunicorn (gunicorn.conf.py, as `make run`)",
         (str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"),
     ),
     "seed": Build(
         "seed",
-        "seed: FastAPI, sync redis-py in def routes, BackgroundTasks, 1 uvicorn worker",
+        "FastAPI, sync redis-py in def routes, BackgroundTasks, 1 uvicorn worker",
         _uvicorn("bench.apps.seed:app"),
     ),
     "bound": Build(
         "bound",
-        "bound: raw ASGI on uvicorn, orjson, redis.asyncio + hiredis",
+        "raw ASGI on uvicorn, orjson, redis.asyncio + hiredis",
         _uvicorn("bench.apps.bound:app"),
     ),
 }

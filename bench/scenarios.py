@@ -3,6 +3,7 @@ for completions, sequential requests for Redis work per request, the open-loop c
 result."""
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -171,10 +172,10 @@ def redis_work(url: str, redis_url: str, settle_s: float, requests: int = 20) ->
         raise RuntimeError(f"jobs not finished {settle_s}s after submit: {statuses}")
     return {
         "requests": requests,
-        "sync": sync.per(requests),
-        "submit": submit.per(requests),
-        "completion": completion.per(requests),
-        "poll": poll.per(requests),
+        "sync": asdict(sync.per(requests)),
+        "submit": asdict(submit.per(requests)),
+        "completion": asdict(completion.per(requests)),
+        "poll": asdict(poll.per(requests)),
     }
 
 

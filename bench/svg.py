@@ -31,6 +31,10 @@ def _nice_max(value: float) -> float:
     return float(next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= value))
 
 
+def _label(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.3g}"
+
+
 def _y_axis(top: float, unit: str) -> list[str]:
     plot_h = HEIGHT - TOP - BOTTOM
     parts = []
@@ -39,7 +43,7 @@ def _y_axis(top: float, unit: str) -> list[str]:
         y = HEIGHT - BOTTOM - plot_h * i / 4
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-            f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{value:,.4g}</text>'
+            f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{_label(value)}</text>'
         )
     parts.append(
         f'<text x="12" y="{TOP + plot_h / 2}" transform="rotate(-90 12 {TOP + plot_h / 2})" '
