@@ -11,25 +11,19 @@ BIN = Path(sys.executable).parent
 WORKFLOW = ".github/workflows/bench-gate.yml"
 
 
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
 def test_workflow_matches_the_github_workflows_schema() -> None:
-    result = subprocess.run(
-        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", WORKFLOW],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
+    result = run(
+        str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", WORKFLOW
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_workflow_passes_actionlint() -> None:
-    result = subprocess.run(
-        [str(BIN / "actionlint"), "-no-color", WORKFLOW],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run(str(BIN / "actionlint"), "-no-color", WORKFLOW)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
