@@ -12,7 +12,7 @@ PROMETHEUS_PORT ?= 9090
 
 export MODEL_PATH
 
-.PHONY: help venv run worker test lint fmt model lock locust loadtest prometheus up down clean
+.PHONY: help venv run worker test bench gate lint fmt model lock locust loadtest prometheus up down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,15 @@ loadtest: $(STAMP) $(if $(filter iris,$(MODEL)),$(MODEL_PATH)) ## Headless load 
 
 test: $(STAMP) ## Run the test suite (starts its own redis-server processes)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) $(MODEL_PATH) ## Micro-benchmarks and the side-by-side run of tuned/seed/bound; writes reports/<timestamp>/
+	$(BIN)/python -m bench run --model-path $(MODEL_PATH)
+
+# The CI gate: a short side-by-side run, best of two rounds, against bench/gate.toml's floors.
+gate: export BENCH_DURATION ?= 3
+gate: export BENCH_ROUNDS ?= 2
+gate: $(STAMP) ## The performance-regression gate CI runs (ratios to the seed build vs committed floors)
+	$(BIN)/python -m bench gate
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check .

@@ -1,0 +1,83 @@
+"""`python -m bench run` (what `make bench` does) and `python -m bench gate` (CI's gate).
+
+Both write reports/<timestamp>/ and print a table; the gate then checks the committed floors.
+"""
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import gate
+from bench.config import BenchConfig
+from bench.load import GeneratorSaturatedError, WrkMissingError, wrk_binary
+from bench.placement import default_placement
+from bench.report import print_table, write_report
+from bench.run import side_by_side
+from bench.time_to_result import ClientSaturatedError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def micro_benchmarks(out: Path, cpus: frozenset[int]) -> dict[str, Any] | None:
+    """pytest-benchmark over bench/micro, pinned to the server core (a quiet one)."""
+    target = out / "micro.json"
+    pin = ["taskset", "--cpu-list", ",".join(map(str, sorted(cpus)))] if cpus else []
+    pytest = [sys.executable, "-m", "pytest", "bench/micro", "-q", "-p", "no:cacheprovider"]
+    options = [
+        "--benchmark-only",
+        "--benchmark-max-time=0.5",
+        f"--benchmark-json={target}",
+        "--benchmark-columns=mean,ops",
+    ]
+    done = subprocess.run(
+        [*pin, *pytest, *options],
+        cwd=ROOT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"micro-benchmarks failed ({done.returncode})")
+    loaded: dict[str, Any] = orjson.loads(target.read_bytes())
+    return loaded
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("command", choices=["run", "gate"])
+    parser.add_argument("--model-path", type=Path, default=Path("artifacts/iris.joblib"))
+    args = parser.parse_args(argv)
+    cfg = BenchConfig()
+    try:
+        wrk_binary()
+    except WrkMissingError as exc:
+        print(f"make bench: {exc}", file=sys.stderr)
+        return 2
+    placement = default_placement()
+    out = cfg.reports_dir / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    full = args.command == "run"
+    micro = micro_benchmarks(out, placement.server_cpus) if full and cfg.micro else None
+    try:
+        results = side_by_side(
+            cfg, placement, full=full, model_path=args.model_path.resolve(), label=out.name
+        )
+    except (GeneratorSaturatedError, ClientSaturatedError) as exc:
+        print(
+            f"{args.command}: refused to report a saturated load generator: {exc}", file=sys.stderr
+        )
+        return 3
+    if not full:
+        results["gate"] = gate.check(results["ratios"], gate.load_floors())
+    write_report(out, results, micro)
+    print_table(results, out)
+    if not full and not results["gate"]["passed"]:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

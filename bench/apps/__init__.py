@@ -1,0 +1,1 @@
+"""The reference builds the benchmark measures the service against (see bench/README.md)."""

@@ -1,0 +1,65 @@
+"""The three builds measured side by side, and how each is started."""
+
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from bench.placement import Placement
+from tests.processes import Served, serve
+
+BuildName = Literal["tuned", "seed", "bound"]
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True, slots=True)
+class Build:
+    name: BuildName
+    title: str
+    command: tuple[str, ...]  # PORT comes from the environment (see `serve`)
+
+
+def _uvicorn(app: str) -> tuple[str, ...]:
+    # One uvicorn process on the PORT that `serve` picks (uvicorn's CLI reads UVICORN_PORT).
+    return (
+        str(BIN / "python"), "-c",
+        "import os, uvicorn; uvicorn.run("
+        f"'{app}', host='127.0.0.1', port=int(os.environ['PORT']), workers=1, "
+        "loop='uvloop', http='httptools', log_level='warning', access_log=False)",
+    )  # fmt: skip
+
+
+BUILDS: dict[BuildName, Build] = {
+    "tuned": Build(
+        "tuned",
+        "this service under gunicorn (gunicorn.conf.py, as `make run`)",
+        (str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"),
+    ),
+    "seed": Build(
+        "seed",
+        "FastAPI, sync redis-py in def routes, BackgroundTasks, 1 uvicorn worker",
+        _uvicorn("bench.apps.seed:app"),
+    ),
+    "bound": Build(
+        "bound",
+        "raw ASGI on uvicorn, orjson, redis.asyncio + hiredis",
+        _uvicorn("bench.apps.bound:app"),
+    ),
+}
+ORDER: tuple[BuildName, ...] = ("tuned", "seed", "bound")
+
+
+@contextmanager
+def started(
+    build: Build, placement: Placement, env: Mapping[str, str], tmp: Path
+) -> Iterator[Served]:
+    """The build on a free port, pinned to the server cores, ready (its /readyz answers)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    with serve(
+        {"WEB_CONCURRENCY": "1", **env},
+        tmp,
+        command=placement.server_command(list(build.command)),
+    ) as served:
+        yield served

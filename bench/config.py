@@ -1,0 +1,39 @@
+"""What `make bench` and the gate run, from BENCH_* environment variables (see the README)."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class BenchConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BENCH_", frozen=True)
+
+    # Seconds per throughput figure (BENCH_DURATION); longer runs average out more noise.
+    duration: float = Field(4.0, gt=0)
+    connections: int = Field(32, ge=1)
+    sweep: Annotated[tuple[int, ...], NoDecode] = (1, 4, 16, 64, 256)
+    sweep_duration_s: float = Field(2.0, gt=0)
+    p99_target_ms: float = Field(25.0, gt=0)
+    ttr_rate: float = Field(20.0, gt=0)
+    ttr_duration_s: float = Field(4.0, gt=0)
+    ttr_model_ms: float = Field(50.0, ge=0)
+    ttr_strategies: Annotated[tuple[str, ...], NoDecode] = (
+        "poll:10ms",
+        "poll:50ms",
+        "poll:250ms",
+        "longpoll:2s",
+    )
+    model_runs: Annotated[tuple[str, ...], NoDecode] = ("MOCK_LATENCY_MS=20", "MOCK_CPU_MS=1")
+    iris: bool = True
+    micro: bool = True
+    rounds: int = Field(1, ge=1)
+    reports_dir: Path = Path("reports")
+
+    @field_validator("sweep", "ttr_strategies", "model_runs", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value

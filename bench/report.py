@@ -1,0 +1,311 @@
+"""The report folder: raw results (JSON, latency distributions as CSV, pytest-benchmark's file)
+and one self-contained HTML page; and the short table printed at the end of a run."""
+
+import math
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import svg
+from bench.builds import BUILDS, ORDER
+from bench.run import FIGURES
+
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _figure(build: dict[str, Any], figure: str) -> float:
+    scenario, key = FIGURES[figure]
+    return float(build[scenario][key])
+
+
+def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
+    th = "".join(f"<th>{escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _side_by_side(results: dict[str, Any]) -> str:
+    builds, ratios = results["builds"], results["ratios"]
+    head = ["figure", *ORDER, "tuned / seed", "tuned / bound"]
+    rows = []
+    for figure in FIGURES:
+        cells = [escape(figure)]
+        cells += [
+            f'<span data-build="{n}">{_fmt(_figure(builds[n], figure))}</span>' for n in ORDER
+        ]
+        cells += [
+            _fmt(ratios[figure]["vs_seed"], 2) + "x",
+            _fmt(ratios[figure]["vs_bound"], 2) + "x",
+        ]
+        rows.append(cells)
+    for q in (50, 99):
+        rows.append(
+            [f"sync latency p{q} (ms)"]
+            + [
+                _fmt(builds[n]["sync"]["latency_cdf_ms"] and _pct(builds[n]["sync"], q), 2)
+                for n in ORDER
+            ]
+            + ["", ""]
+        )
+    chart = svg.grouped_bars(
+        "Throughput, builds side by side",
+        "per second",
+        list(FIGURES),
+        {n: [_figure(builds[n], f) for f in FIGURES] for n in ORDER},
+    )
+    return _table(head, rows, "side-by-side") + chart
+
+
+def _pct(load: dict[str, Any], q: float) -> float:
+    return next(float(ms) for p, ms in load["latency_cdf_ms"] if float(p) >= q)
+
+
+def _latency(results: dict[str, Any]) -> str:
+    builds = results["builds"]
+    groups = [f"p{q:g}" for q in PERCENTILES]
+    parts = []
+    for scenario in ("sync", "async", "poll"):
+        parts.append(
+            svg.grouped_bars(
+                f"{scenario}: latency percentiles at {builds['tuned'][scenario]['connections']} "
+                "connections",
+                "ms",
+                groups,
+                {n: [_pct(builds[n][scenario], q) for q in PERCENTILES] for n in ORDER},
+            )
+        )
+    return "".join(parts)
+
+
+def _sweep(results: dict[str, Any]) -> str:
+    builds = results["builds"]
+    if "sweep" not in builds["tuned"]:
+        return "<p>Not part of this run.</p>"
+    target = builds["tuned"]["sweep"]["p99_target_ms"]
+    series: dict[str, list[tuple[float, float]]] = {}
+    p99: dict[str, list[tuple[float, float]]] = {}
+    knees: dict[str, tuple[float, float] | None] = {}
+    rows = []
+    for n in ORDER:
+        points, knee = builds[n]["sweep"]["points"], builds[n]["sweep"]["knee"]
+        series[n] = [(p["connections"], p["rps"]) for p in points]
+        p99[n] = [(p["connections"], p["p99_ms"]) for p in points]
+        knees[n] = (knee["connections"], knee["rps"]) if knee else None
+        rows.append(
+            [
+                n,
+                _fmt(knee["rps"]) if knee else "none under target",
+                str(knee["connections"]) if knee else "n/a",
+                " / ".join(_fmt(p["p99_ms"], 1) for p in points),
+            ]
+        )
+    return (
+        svg.lines(
+            "Sync throughput vs concurrency (circle: knee)", "connections", "rps", series, knees
+        )
+        + svg.lines("p99 latency vs concurrency", "connections", "ms", p99, {})
+        + f"<p>Knee: the most throughput whose p99 stays under {target:g} ms.</p>"
+        + _table(["build", "knee rps", "at connections", "p99 ms per level"], rows, "knee")
+    )
+
+
+def _time_to_result(results: dict[str, Any]) -> str:
+    builds = results["builds"]
+    if "time_to_result" not in builds["tuned"]:
+        return "<p>Not part of this run.</p>"
+    strategies = [t["strategy"] for t in builds["tuned"]["time_to_result"]]
+    rows = []
+    for i, strategy in enumerate(strategies):
+        row = [escape(strategy)]
+        for n in ORDER:
+            t = builds[n]["time_to_result"][i]
+            row.append(
+                f"{_fmt(t['p50_ms'], 1)} / {_fmt(t['p99_ms'], 1)} ms, "
+                f"{_fmt(t['polls_per_result'], 1)} polls"
+                if t["supported"]
+                else "not supported (answers at once, ignores wait)"
+            )
+        rows.append(row)
+    chart = svg.grouped_bars(
+        "Time to result p50 by polling strategy",
+        "ms",
+        strategies,
+        {
+            n: [t["p50_ms"] if t["supported"] else math.nan for t in builds[n]["time_to_result"]]
+            for n in ORDER
+        },
+    )
+    config = results["meta"]["config"]
+    note = (
+        f"<p>{_fmt(config['ttr_rate'])} jobs/s for {config['ttr_duration_s']:g} s per strategy, "
+        f"open loop, model latency {config['ttr_model_ms']:g} ms; cells: p50 / p99 from the "
+        "scheduled submit to the result in hand, and polls per result.</p>"
+    )
+    return note + _table(["strategy", *ORDER], rows, "ttr") + chart
+
+
+def _redis_work(results: dict[str, Any]) -> str:
+    builds = results["builds"]
+    if "redis_work" not in builds["tuned"]:
+        return "<p>Not part of this run.</p>"
+    rows = []
+    for endpoint in ("sync", "submit", "completion", "poll"):
+        row = [endpoint]
+        for n in ORDER:
+            work = builds[n]["redis_work"][endpoint]
+            commands = ", ".join(f"{k} {v:g}" for k, v in work["commands"].items()) or "none"
+            row.append(f"{work['round_trips']:g} round trips ({escape(commands)})")
+        rows.append(row)
+    return _table(["per request", *ORDER], rows, "redis-work")
+
+
+def _models(results: dict[str, Any]) -> str:
+    builds = results["builds"]
+    if "models" not in builds["tuned"]:
+        return "<p>Not part of this run.</p>"
+    labels = list(builds["tuned"]["models"])
+    rows = [
+        [escape(label)]
+        + [_fmt(builds[n]["models"][label]["rps"]) for n in ORDER]
+        + [
+            _fmt(builds["tuned"]["models"][label]["rps"] / builds[r]["models"][label]["rps"], 2)
+            + "x"
+            for r in ("seed", "bound")
+        ]
+        for label in labels
+    ]
+    chart = svg.grouped_bars(
+        "Sync rps with model emulation and the real model",
+        "rps",
+        labels,
+        {n: [builds[n]["models"][label]["rps"] for label in labels] for n in ORDER},
+    )
+    return _table(["model", *ORDER, "tuned / seed", "tuned / bound"], rows, "models") + chart
+
+
+def _micro(micro: dict[str, Any] | None) -> str:
+    if micro is None:
+        return "<p>Not part of this run.</p>"
+    rows = [
+        [
+            escape(b["group"] or ""),
+            escape(b["name"]),
+            _fmt(b["stats"]["mean"] * 1e6, 2),
+            _fmt(b["stats"]["ops"]),
+        ]
+        for b in micro["benchmarks"]
+    ]
+    return _table(["group", "benchmark", "mean (us)", "ops/s"], rows, "micro")
+
+
+def _gate(results: dict[str, Any]) -> str:
+    if "gate" not in results:
+        return ""
+    rows = [
+        [
+            escape(r["figure"]),
+            _fmt(r["ratio"], 2),
+            _fmt(r["floor"], 2),
+            "pass" if r["ok"] else "FAIL",
+        ]
+        for r in results["gate"]["rows"]
+    ]
+    verdict = "passed" if results["gate"]["passed"] else "FAILED"
+    return f"<h2>CI gate: {verdict}</h2>" + _table(
+        ["figure", "tuned / seed", "floor", ""], rows, "gate"
+    )
+
+
+CSS = """
+body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}
+table{border-collapse:collapse;margin:1em 0}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+td:first-child,th:first-child{text-align:left}th{background:#f4f4f4}
+svg.chart{margin:0.5em 1em 0.5em 0;border:1px solid #eee}
+"""
+
+
+def render_html(results: dict[str, Any], micro: dict[str, Any] | None) -> str:
+    meta = results["meta"]
+    builds = "".join(f"<li><b>{n}</b>: {escape(BUILDS[n].title)}</li>" for n in ORDER)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Benchmark {escape(meta["started"])}</title>
+<style>{CSS}</style></head><body>
+<h1>Benchmark report {escape(meta["started"])}</h1>
+<p><code>{escape(meta["command"])}</code>, {meta["seconds"]:g} s; {escape(meta["placement"])};
+{escape(meta["wrk"])}, one thread, {meta["config"]["connections"]} connections unless said.
+Ratios are measured side by side in this run; absolute figures drift with the machine.</p>
+<ul>{builds}</ul>
+{_gate(results)}
+<h2>Builds side by side</h2>{_side_by_side(results)}
+<h2>Latency percentiles</h2>{_latency(results)}
+<h2>Throughput vs concurrency</h2>{_sweep(results)}
+<h2>Time to result by polling strategy</h2>{_time_to_result(results)}
+<h2>Redis work per API request</h2>{_redis_work(results)}
+<h2>Model emulation and the real model</h2>{_models(results)}
+<h2>Micro-benchmarks</h2>{_micro(micro)}
+</body></html>
+"""
+
+
+def write_report(out: Path, results: dict[str, Any], micro: dict[str, Any] | None) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_bytes(
+        orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    )
+    histograms = out / "histograms"
+    histograms.mkdir(exist_ok=True)
+    for name, build in results["builds"].items():
+        for scenario in ("sync", "async", "poll"):
+            lines = ["percentile,latency_ms"] + [
+                f"{p},{ms}" for p, ms in build[scenario]["latency_cdf_ms"]
+            ]
+            (histograms / f"{name}-{scenario}.csv").write_text("\n".join(lines) + "\n")
+    page = out / "index.html"
+    page.write_text(render_html(results, micro))
+    return page
+
+
+def print_table(results: dict[str, Any], out: Path) -> None:
+    builds, ratios = results["builds"], results["ratios"]
+    print(f"\n{'figure':28} {'tuned':>9} {'seed':>9} {'bound':>9} {'/seed':>7} {'/bound':>7}")
+    for figure in FIGURES:
+        values = " ".join(f"{_figure(builds[n], figure):9,.0f}" for n in ORDER)
+        r = ratios[figure]
+        print(f"{figure:28} {values} {r['vs_seed']:6.2f}x {r['vs_bound']:6.2f}x")
+    if "sweep" in builds["tuned"]:
+        target = builds["tuned"]["sweep"]["p99_target_ms"]
+        knees = []
+        for n in ORDER:
+            k = builds[n]["sweep"]["knee"]
+            knees.append(f"{n} {k['rps']:,.0f} rps @ {k['connections']}" if k else f"{n} none")
+        print(f"knee (p99 <= {target:g} ms):  " + "; ".join(knees))
+    if "time_to_result" in builds["tuned"]:
+        print("time to result p50/p99 ms (polls per result):")
+        for i, t in enumerate(builds["tuned"]["time_to_result"]):
+            cells = []
+            for n in ORDER:
+                m = builds[n]["time_to_result"][i]
+                cells.append(
+                    f"{n} {m['p50_ms']:.0f}/{m['p99_ms']:.0f} ({m['polls_per_result']:.1f})"
+                    if m["supported"]
+                    else f"{n} not supported"
+                )
+            print(f"  {t['strategy']:22} " + "; ".join(cells))
+    if "gate" in results:
+        for row in results["gate"]["rows"]:
+            verdict = "ok" if row["ok"] else "FAIL"
+            print(
+                f"gate {row['figure']:24} {row['ratio']:.2f}x"
+                f" >= floor {row['floor']:.2f}x: {verdict}"
+            )
+        print("gate: " + ("passed" if results["gate"]["passed"] else "FAILED"))
+    print(f"report: {out / 'index.html'}")

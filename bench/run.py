@@ -1,0 +1,172 @@
+"""A side-by-side run: the three builds started together on the server core, each figure
+measured for tuned, seed and bound back to back, so that they share the machine's conditions."""
+
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.builds import BUILDS, ORDER, BuildName, started
+from bench.config import BenchConfig
+from bench.load import wrk_binary
+from bench.placement import Placement
+from bench.scenarios import (
+    IRIS_BODY,
+    MOCK_BODY,
+    async_load,
+    finished_ids,
+    poll_load,
+    redis_work,
+    sweep,
+    sync_load,
+    time_to_result,
+)
+from service.embedded_redis import EmbeddedRedis, free_port
+from tests.processes import Served
+
+# The throughput figures a ratio is reported for, and where each lives in a build's results.
+FIGURES: dict[str, tuple[str, str]] = {
+    "sync rps": ("sync", "rps"),
+    "async jobs/s submitted": ("async", "submitted_per_s"),
+    "async jobs/s finished": ("async", "finished_per_s"),
+    "poll rps": ("poll", "rps"),
+}
+
+
+@contextmanager
+def fleet(
+    placement: Placement, env: Mapping[str, str], tmp: Path
+) -> Iterator[dict[BuildName, Served]]:
+    with ExitStack() as stack:
+        yield {
+            name: stack.enter_context(started(BUILDS[name], placement, env, tmp / name))
+            for name in ORDER
+        }
+
+
+COUNT_MODEL_S = 2.0
+
+
+def _best(rounds: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    # Interference from other work on the machine only ever slows a round down, so the best
+    # round is the closest estimate of what the build can do.
+    return max(rounds, key=lambda r: float(r[key]))
+
+
+def throughput(
+    cfg: BenchConfig, placement: Placement, redis_url: str, tmp: Path
+) -> dict[BuildName, dict[str, Any]]:
+    """sync, async and poll throughput at `cfg.connections`, best of `cfg.rounds` rounds."""
+    rounds: dict[BuildName, dict[str, list[dict[str, Any]]]] = {
+        name: {"sync": [], "async": [], "poll": []} for name in ORDER
+    }
+    with fleet(placement, {"REDIS_URL": redis_url}, tmp / "throughput") as served:
+        for _ in range(cfg.rounds):
+            for name in ORDER:
+                load = sync_load(served[name].url, placement, cfg.connections, cfg.duration)
+                rounds[name]["sync"].append(load.as_dict())
+            for name in ORDER:
+                url = served[name].url
+                jobs = async_load(url, placement, redis_url, cfg.connections, cfg.duration)
+                rounds[name]["async"].append(jobs)
+                ids_file = tmp / f"ids-{name}.txt"
+                finished_ids(redis_url, ids_file)
+                polls = poll_load(url, placement, ids_file, cfg.connections, cfg.duration)
+                rounds[name]["poll"].append(polls.as_dict())
+    return {
+        name: {
+            "sync": _best(rounds[name]["sync"], "rps"),
+            "async": _best(rounds[name]["async"], "finished_per_s"),
+            "poll": _best(rounds[name]["poll"], "rps"),
+            "rounds": rounds[name],
+        }
+        for name in ORDER
+    }
+
+
+def ratios(builds: Mapping[BuildName, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for figure, (scenario, key) in FIGURES.items():
+        tuned = float(builds["tuned"][scenario][key])
+        out[figure] = {
+            f"vs_{ref}": tuned / float(builds[ref][scenario][key])
+            if builds[ref][scenario][key]
+            else float("nan")
+            for ref in ("seed", "bound")
+        }
+    return out
+
+
+def _env_pairs(spec: str) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in spec.split())
+
+
+def full_run(
+    cfg: BenchConfig, placement: Placement, redis_url: str, tmp: Path, model_path: Path
+) -> dict[str, Any]:
+    builds: dict[BuildName, dict[str, Any]] = dict(throughput(cfg, placement, redis_url, tmp))
+    base = {"REDIS_URL": redis_url}
+    with fleet(placement, base, tmp / "sweep") as served:
+        for name in ORDER:
+            builds[name]["sweep"] = sweep(
+                served[name].url, placement, cfg.sweep, cfg.sweep_duration_s, cfg.p99_target_ms
+            )
+    # Counting needs a model slow enough that no job completes while its submit is counted.
+    counted = {**base, "MOCK_LATENCY_MS": str(COUNT_MODEL_S * 1000)}
+    with fleet(placement, counted, tmp / "counts") as served:
+        for name in ORDER:
+            builds[name]["redis_work"] = redis_work(
+                served[name].url, redis_url, COUNT_MODEL_S + 0.5
+            )
+    slow = {**base, "MOCK_LATENCY_MS": str(cfg.ttr_model_ms)}
+    with fleet(placement, slow, tmp / "ttr") as served:
+        for name in ORDER:
+            builds[name]["time_to_result"] = time_to_result(
+                served[name].url, cfg.ttr_strategies, cfg.ttr_rate, cfg.ttr_duration_s
+            )
+    models: list[tuple[str, dict[str, str], str]] = [
+        (spec, _env_pairs(spec), MOCK_BODY) for spec in cfg.model_runs
+    ]
+    if cfg.iris:
+        models.append(("MODEL=iris", {"MODEL": "iris", "MODEL_PATH": str(model_path)}, IRIS_BODY))
+    for name in ORDER:
+        builds[name]["models"] = {}
+    for label, env, body in models:
+        with fleet(placement, {**base, **env}, tmp / "models") as served:
+            for name in ORDER:
+                load = sync_load(served[name].url, placement, cfg.connections, cfg.duration, body)
+                builds[name]["models"][label] = load.as_dict()
+    return {"builds": builds, "ratios": ratios(builds)}
+
+
+def side_by_side(
+    cfg: BenchConfig, placement: Placement, *, full: bool, model_path: Path, label: str
+) -> dict[str, Any]:
+    """Start our own Redis on the load cores, then measure; `full=False` is the CI gate's run."""
+    placement.pin_load(os.getpid())
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        redis_server = EmbeddedRedis(tmp / "redis", port=free_port(), appendonly=False)
+        with redis_server:
+            assert redis_server.process is not None
+            placement.pin_load(redis_server.process.pid)
+            if full:
+                results = full_run(cfg, placement, redis_server.url, tmp, model_path)
+            else:
+                builds = throughput(cfg, placement, redis_server.url, tmp)
+                results = {"builds": builds, "ratios": ratios(builds)}
+    wrk = subprocess.run([wrk_binary(), "--version"], capture_output=True, text=True, check=False)
+    results["meta"] = {
+        "command": "make bench" if full else "make gate",
+        "started": label,
+        "seconds": round(time.monotonic() - started, 1),
+        "placement": placement.describe(),
+        "config": cfg.model_dump(mode="json"),
+        "wrk": (wrk.stdout or wrk.stderr).splitlines()[0],
+    }
+    return results

@@ -1,0 +1,190 @@
+"""One measurement each, against one started build: wrk for throughput, the job hashes in Redis
+for completions, sequential requests for Redis work per request, the open-loop client for time to
+result."""
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import redis
+import uvloop
+
+from bench.apps.contract import JOB_KEY_PREFIX
+from bench.knee import SweepPoint, find_knee
+from bench.load import LoadResult, run_wrk
+from bench.placement import Placement
+from bench.redis_counts import RedisCounter
+from bench.time_to_result import Strategy, measure
+
+MOCK_BODY = '{"input": "some_input_data"}'
+IRIS_BODY = '{"input": [6.7, 3.0, 5.2, 2.3]}'
+# Polls of this many distinct finished jobs, so that the poll figure is not one hot key.
+POLL_IDS = 20_000
+FINISH_TIMEOUT_S = 60.0
+
+
+def sync_load(
+    url: str, placement: Placement, connections: int, duration_s: float, body: str = MOCK_BODY
+) -> LoadResult:
+    return run_wrk(
+        url,
+        "sync",
+        script="post.lua",
+        connections=connections,
+        duration_s=duration_s,
+        placement=placement,
+        env={"BENCH_BODY": body},
+    )
+
+
+def _job_times(client: redis.Redis) -> list[tuple[float, float | None]]:
+    """(created_at, finished_at) of every job hash in Redis."""
+    times: list[tuple[float, float | None]] = []
+    keys = list(client.scan_iter(match=f"{JOB_KEY_PREFIX}*", count=5000))
+    for start in range(0, len(keys), 5000):
+        pipe = client.pipeline(transaction=False)
+        for key in keys[start : start + 5000]:
+            pipe.hmget(key, "created_at", "finished_at")
+        for created, finished in pipe.execute():
+            times.append((float(created), float(finished) if finished is not None else None))
+    return times
+
+
+def async_load(
+    url: str, placement: Placement, redis_url: str, connections: int, duration_s: float
+) -> dict[str, Any]:
+    """Jobs submitted per second (wrk) and finished per second (from the job hashes' clocks)."""
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushall()  # our own Redis, started by the harness
+        started_at = time.time()
+        load = run_wrk(
+            url,
+            "async",
+            script="post.lua",
+            connections=connections,
+            duration_s=duration_s,
+            placement=placement,
+            env={"BENCH_BODY": MOCK_BODY, "BENCH_ASYNC": "true"},
+        )
+        deadline = time.monotonic() + FINISH_TIMEOUT_S
+        while True:
+            times = _job_times(client)
+            unfinished = sum(1 for _, finished in times if finished is None)
+            if not unfinished or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finished = [f for _, f in times if f is not None]
+    last = max(finished, default=started_at)
+    return {
+        **load.as_dict(),
+        "submitted_per_s": load.rps,
+        "jobs": len(times),
+        "finished": len(finished),
+        "finished_per_s": len(finished) / (last - started_at) if finished else 0.0,
+    }
+
+
+def finished_ids(redis_url: str, ids_file: Path) -> int:
+    with redis.Redis.from_url(redis_url) as client:
+        ids = [
+            key.decode().removeprefix(JOB_KEY_PREFIX)
+            for _, key in zip(
+                range(POLL_IDS),
+                client.scan_iter(match=f"{JOB_KEY_PREFIX}*", count=5000),
+                strict=False,
+            )
+        ]
+    ids_file.write_text("\n".join(ids) + "\n")
+    return len(ids)
+
+
+def poll_load(
+    url: str, placement: Placement, ids_file: Path, connections: int, duration_s: float
+) -> LoadResult:
+    return run_wrk(
+        url,
+        "poll",
+        script="poll.lua",
+        connections=connections,
+        duration_s=duration_s,
+        placement=placement,
+        env={"BENCH_IDS_FILE": str(ids_file)},
+    )
+
+
+def sweep(
+    url: str, placement: Placement, levels: tuple[int, ...], duration_s: float, target_ms: float
+) -> dict[str, Any]:
+    points = []
+    for connections in levels:
+        load = sync_load(url, placement, connections, duration_s)
+        points.append(SweepPoint(connections, load.rps, load.percentile_ms(99)))
+    knee = find_knee(points, target_ms)
+    return {
+        "p99_target_ms": target_ms,
+        "points": [
+            {"connections": p.connections, "rps": p.rps, "p99_ms": p.p99_ms} for p in points
+        ],
+        "knee": None
+        if knee is None
+        else {"connections": knee.connections, "rps": knee.rps, "p99_ms": knee.p99_ms},
+    }
+
+
+def redis_work(url: str, redis_url: str, settle_s: float, requests: int = 20) -> dict[str, Any]:
+    """Redis round trips and commands per request, each endpoint on its own, sequentially.
+
+    The build must run with a model slow enough (MOCK_LATENCY_MS) that no async job finishes
+    during the submit count: that count is the request's own cost. The completions the async
+    backend writes later are counted apart, after `settle_s`.
+    """
+    counter = RedisCounter(redis_url)
+    headers = {"Content-Type": "application/json"}
+    async_headers = {**headers, "async_mode": "true"}
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            client.post("/predict", content=MOCK_BODY, headers=headers)  # connections warm
+            client.post("/predict", content=MOCK_BODY, headers=async_headers)
+            time.sleep(settle_s)
+            counter.start()
+            for _ in range(requests):
+                client.post("/predict", content=MOCK_BODY, headers=headers)
+            sync = counter.delta()
+            counter.start()
+            locations = [
+                client.post("/predict", content=MOCK_BODY, headers=async_headers).headers[
+                    "location"
+                ]
+                for _ in range(requests)
+            ]
+            submit = counter.delta()
+            counter.start()
+            time.sleep(settle_s)
+            completion = counter.delta()
+            counter.start()
+            statuses = [client.get(location).status_code for location in locations]
+            poll = counter.delta()
+    finally:
+        counter.close()
+    if set(statuses) != {200}:
+        raise RuntimeError(f"jobs not finished {settle_s}s after submit: {statuses}")
+    return {
+        "requests": requests,
+        "sync": asdict(sync.per(requests)),
+        "submit": asdict(submit.per(requests)),
+        "completion": asdict(completion.per(requests)),
+        "poll": asdict(poll.per(requests)),
+    }
+
+
+def time_to_result(
+    url: str, strategies: tuple[str, ...], rate: float, duration_s: float
+) -> list[dict[str, Any]]:
+    return [
+        uvloop.run(
+            measure(url, Strategy.parse(spec), rate_per_s=rate, duration_s=duration_s)
+        ).as_dict()
+        for spec in strategies
+    ]
