@@ -1,3 +1,5 @@
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +20,7 @@ from service.instrumentation import instrument
 from service.jobs import JobStore
 from service.keys import Keys
 from service.limits import BodySizeLimit
+from service.metrics import BUFFER, flush_periodically
 from service.models import Model, instrumented, load_model
 from service.notifier import Notifier
 from service.responses import json_response, storage_unavailable, validation_error_body
@@ -87,6 +90,7 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         app.state.services = Services(settings, redis, store, model, backend, notifier)
         notifier.start()
         backend.start()
+        flusher = asyncio.create_task(flush_periodically()) if settings.metrics_enabled else None
         try:
             yield
         finally:
@@ -95,8 +99,16 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
             await redis.aclose()
             if fast is not redis:
                 await fast.aclose()
+            if flusher is not None:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
+                BUFFER.flush()  # what the consumers recorded as they finished
 
     app = FastAPI(
+        # FastAPI's own OpenTelemetry hooks cost every request; the service's metrics are
+        # Prometheus's (METRICS_ENABLED).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="Prediction service",
         version="0.1.0",
         summary=f"Predictions from the `{model.name}` model, synchronously or through Redis.",

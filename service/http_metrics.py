@@ -7,7 +7,7 @@ from typing import Final
 from prometheus_client.metrics import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.metrics import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS
+from service.metrics import BUFFER, HTTP_DURATION, HTTP_REQUESTS
 
 # The route of a request answered without routing: a path no route matches (so scanners and
 # typos cannot create a series per path), or a body refused by its size before routing.
@@ -35,15 +35,15 @@ class HTTPMetrics:
         start = perf_counter()
         status = 500  # what the client gets if the app raises before it answers
         done = False
-        HTTP_IN_FLIGHT.inc()
+        BUFFER.in_flight += 1
 
         def finish() -> None:
             nonlocal done
             done = True
-            HTTP_IN_FLIGHT.dec()
+            BUFFER.in_flight -= 1
             counter, histogram = self._labelled(scope, status)
-            counter.inc()
-            histogram.observe(perf_counter() - start)
+            BUFFER.inc(counter)
+            BUFFER.observe(histogram, perf_counter() - start)
 
         async def send_and_record(message: Message) -> None:
             nonlocal status

@@ -6,9 +6,13 @@ a scrape of any worker reads and aggregates them all. A gauge's `multiprocess_mo
 workers' values combine; the `live*` modes forget a worker once gunicorn reports it dead.
 """
 
+import asyncio
 import os
 import time
-from typing import Final
+from bisect import bisect_left
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
 
 from prometheus_client import (
     REGISTRY,
@@ -18,7 +22,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.context_managers import InprogressTracker
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from service.status import JobStatus
@@ -136,6 +139,57 @@ PROCESS_START: Final = Gauge(
 )
 
 
+class Buffer:
+    """Observations gathered in plain Python and written to prometheus_client once per flush.
+
+    In multiprocess mode every counter increment or histogram observation is a locked write
+    to a memory-mapped file: the nine of a sync request cost more than the request itself.
+    Here they are sums in a dict until `flush` (every METRICS_FLUSH_S, before every scrape
+    this process answers, and at exit) writes each sum once. prometheus_client has no API to
+    add to a histogram in bulk, so its bucket and sum values are written directly.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[Any, float] = {}
+        self._histograms: dict[Any, list[float]] = {}
+        self.in_flight = 0
+        self.long_poll_waiters = 0
+
+    def inc(self, child: Any, amount: float = 1.0) -> None:
+        self._counts[child] = self._counts.get(child, 0.0) + amount
+
+    def observe(self, child: Any, value: float) -> None:
+        sums = self._histograms.get(child)
+        if sums is None:
+            sums = self._histograms[child] = [0.0] * (len(child._upper_bounds) + 1)
+        sums[0] += value
+        sums[1 + bisect_left(child._upper_bounds, value)] += 1
+
+    def flush(self) -> None:
+        counts, self._counts = self._counts, {}
+        histograms, self._histograms = self._histograms, {}
+        for child, amount in counts.items():
+            child.inc(amount)
+        for child, sums in histograms.items():
+            child._sum.inc(sums[0])
+            for bucket, count in zip(child._buckets, sums[1:], strict=True):
+                if count:
+                    bucket.inc(count)
+        HTTP_IN_FLIGHT.set(self.in_flight)
+        LONG_POLL_WAITERS.set(self.long_poll_waiters)
+
+
+BUFFER: Final = Buffer()
+FLUSH_EVERY_S: Final = 1.0
+
+
+async def flush_periodically() -> None:
+    """Run for the life of a process (cancel it to stop; the last flush is the caller's)."""
+    while True:
+        await asyncio.sleep(FLUSH_EVERY_S)
+        BUFFER.flush()
+
+
 _redis_children: dict[str, tuple[Counter, Histogram]] = {}
 
 
@@ -144,8 +198,8 @@ def observe_redis_round_trip(operation: str, seconds: float) -> None:
     if children is None:
         children = REDIS_ROUND_TRIPS.labels(operation), REDIS_DURATION.labels(operation)
         _redis_children[operation] = children
-    children[0].inc()
-    children[1].observe(seconds)
+    BUFFER.inc(children[0])
+    BUFFER.observe(children[1], seconds)
 
 
 def record_process_start() -> None:
@@ -157,33 +211,33 @@ def record_model(name: str, version: str) -> None:
 
 
 def observe_model_call(batch_size: int, seconds: float) -> None:
-    MODEL_DURATION.observe(seconds)
-    BATCH_SIZE.observe(batch_size)
+    BUFFER.observe(MODEL_DURATION, seconds)
+    BUFFER.observe(BATCH_SIZE, batch_size)
 
 
 def job_submitted() -> None:
-    JOBS_SUBMITTED.inc()
+    BUFFER.inc(JOBS_SUBMITTED)
 
 
 def job_started(created_at: float) -> None:
     """A worker took the job: its wait in the queue ends now (`created_at` is epoch seconds)."""
-    QUEUE_WAIT.observe(max(0.0, time.time() - created_at))
+    BUFFER.observe(QUEUE_WAIT, max(0.0, time.time() - created_at))
 
 
 def job_finished(status: JobStatus, created_at: float) -> None:
     """The job's final state is stored: count it, and its time since submission."""
     if not status.is_final:
         raise ValueError(f"{status} is not a final state")
-    JOBS_FINISHED.labels(status.value).inc()
-    TIME_TO_RESULT.observe(max(0.0, time.time() - created_at))
+    BUFFER.inc(JOBS_FINISHED.labels(status.value))
+    BUFFER.observe(TIME_TO_RESULT, max(0.0, time.time() - created_at))
 
 
 def jobs_reclaimed(count: int) -> None:
-    JOBS_RECLAIMED.inc(count)
+    BUFFER.inc(JOBS_RECLAIMED, count)
 
 
 def job_dead_lettered() -> None:
-    JOBS_DEAD_LETTERED.inc()
+    BUFFER.inc(JOBS_DEAD_LETTERED)
 
 
 def queue_sampled(backlog: int, oldest_age_s: float) -> None:
@@ -191,13 +245,20 @@ def queue_sampled(backlog: int, oldest_age_s: float) -> None:
     QUEUE_OLDEST_AGE.set(oldest_age_s)
 
 
-def long_poll_waiting() -> InprogressTracker:
+@contextmanager
+def long_poll_waiting() -> Iterator[None]:
     """`with long_poll_waiting(): ...` counts the request as a waiter while it waits."""
-    return LONG_POLL_WAITERS.track_inprogress()
+    BUFFER.long_poll_waiters += 1
+    try:
+        yield
+    finally:
+        BUFFER.long_poll_waiters -= 1
 
 
 def exposition() -> bytes:
-    """The text a scrape gets: every worker's values when several share the directory."""
+    """The text a scrape gets: every worker's values when several share the directory (this
+    process's buffer is flushed first; the others' are at most FLUSH_EVERY_S old)."""
+    BUFFER.flush()
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -377,10 +377,15 @@ async def _serve_standalone() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     pool.start()
+    flusher = asyncio.create_task(metrics.flush_periodically())
     logger.info("event=worker_started consumers=%d redis=%s", count, settings.redis_url)
     await stop.wait()
     logger.info("event=worker_stopping timeout_s=%s", settings.graceful_timeout_s)
     await pool.stop(settings.graceful_timeout_s)
+    flusher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await flusher
+    metrics.BUFFER.flush()
     await redis.aclose()
     logger.info("event=worker_stopped")
 

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from service.http_metrics import HTTPMetrics
+from service.metrics import BUFFER
 from service.redis_metrics import MeasuredRedis
 from tests.test_predict import commands_seen
 
@@ -19,6 +20,7 @@ BODY = {"input": "some_input_data"}
 
 
 def value(metric: str, **labels: str) -> float:
+    BUFFER.flush()  # what a scrape would do first
     return REGISTRY.get_sample_value(metric, labels) or 0.0
 
 

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from service.embedded_redis import EmbeddedRedis
+from service.metrics import FLUSH_EVERY_S
 from tests.processes import Served, serve
 
 BODY = {"input": "some_input_data"}
@@ -53,6 +54,17 @@ def per_worker(directory: Path, kind: str, name: str, labels: dict[str, str]) ->
     return values
 
 
+def flushed(directory: Path, sent: int) -> dict[int, float]:
+    """Each worker's count of sync predictions, once every worker's buffer has reached its
+    file (a worker writes its metrics every FLUSH_EVERY_S)."""
+    deadline = time.monotonic() + 5 * FLUSH_EVERY_S
+    while True:
+        counts = per_worker(directory, "counter", "http_requests_total", PREDICT_OK)
+        if sum(counts.values()) >= sent or time.monotonic() > deadline:
+            return counts
+        time.sleep(FLUSH_EVERY_S / 10)
+
+
 def live_worker_pids(served: Served) -> set[int]:
     return {int(s.labels["pid"]) for s in scrape(served, "prediction_process_start_time_seconds")}
 
@@ -75,7 +87,7 @@ def test_two_workers_report_the_same_total_whichever_answers(
         while sent < 1000 and len([c for c in counts.values() if c > 0]) < 2:
             assert set(pool.map(predict, range(50))) == {200}
             sent += 50
-            counts = per_worker(metrics_dir, "counter", "http_requests_total", PREDICT_OK)
+            counts = flushed(metrics_dir, sent)
         assert len(counts) == 2
         assert min(counts.values()) > 0, counts
         assert sum(counts.values()) == sent
