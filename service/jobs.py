@@ -37,7 +37,8 @@ class Job:
         return cls(
             id=job_id,
             status=JobStatus(fields[b"status"].decode()),
-            input=orjson.loads(fields[b"input"]),
+            # Stored as JSON and only ever sent back as JSON: embedded as it is, not re-parsed.
+            input=orjson.Fragment(fields[b"input"]),
             result=result.decode() if result is not None else None,
             error=error.decode() if error is not None else None,
             created_at=float(fields[b"created_at"]),

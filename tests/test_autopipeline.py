@@ -93,6 +93,26 @@ async def test_an_error_reaches_only_the_caller_whose_command_failed(
     assert after == b"1"
 
 
+async def test_arguments_of_every_type_are_packed(pipelined: AutoPipelinedRedis) -> None:
+    # hiredis packs str, bytes, int and float; the rest falls back to redis-py's packer.
+    await asyncio.gather(
+        pipelined.set("s", "text"),
+        pipelined.set("b", b"\x00bytes"),
+        pipelined.set("i", 7),
+        pipelined.set("f", 2.5),
+        pipelined.set("a", bytearray(b"array")),
+        pipelined.set("m", memoryview(b"view")),
+    )
+    assert await pipelined.mget("s", "b", "i", "f", "a", "m") == [
+        b"text",
+        b"\x00bytes",
+        b"7",
+        b"2.5",
+        b"array",
+        b"view",
+    ]
+
+
 async def test_scripts_load_themselves_through_the_pipeline(pipelined: AutoPipelinedRedis) -> None:
     script = pipelined.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
     await pipelined.script_flush()
