@@ -19,7 +19,9 @@ from service.notifier import Notifier
 from service.responses import json_response, validation_error_body
 from service.routes import health
 from service.routes.predict import predict_router
-from service.schemas import STORAGE_UNAVAILABLE
+from service.schemas import INTERNAL_ERROR, STORAGE_UNAVAILABLE
+from service.security import add_security_middleware, document_security
+from service.security_headers import API_HEADERS
 from service.settings import Settings
 from service.worker import build_consumers
 
@@ -80,8 +82,10 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    add_security_middleware(app, settings)
     app.include_router(predict_router(model, settings))
     app.include_router(health.router)
+    document_security(app, settings)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
@@ -99,5 +103,12 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
             {"error": STORAGE_UNAVAILABLE},
             {"Retry-After": str(settings.retry_after_s)},
         )
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        # A bug: the traceback goes to the server's log (Starlette re-raises it after this),
+        # never to the client. This runs outside the middleware, so it brings its headers.
+        headers = {name.decode(): value.decode() for name, value in API_HEADERS}
+        return json_response(500, {"error": INTERNAL_ERROR}, headers)
 
     return app

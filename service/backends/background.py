@@ -30,9 +30,10 @@ class BackgroundBackend:
         *,
         deadline_at: float | None = None,
         idempotency_key: str | None = None,
+        owner: str | None = None,
     ) -> Submission:
         admission = await self.store.submit(
-            job_id, input_json, enqueue=False, idempotency_key=idempotency_key
+            job_id, input_json, enqueue=False, idempotency_key=idempotency_key, owner=owner
         )
         if admission.verdict == "conflict":
             raise IdempotencyConflictError

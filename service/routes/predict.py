@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
 from service.async_mode import OPENAPI_PARAMETERS, InvalidAsyncModeError, async_mode_requested
+from service.auth import key_id_of
 from service.backends import IdempotencyConflictError, QueueFullError
 from service.deps import ServicesDep
 from service.jobs import Job
@@ -60,7 +61,9 @@ def job_response(job: Job, settings: Settings, headers: dict[str, str] | None = 
 
 
 def predict_router(model: Model, settings: Settings) -> APIRouter:
-    request_model, result_model = prediction_models(model.input_type, model.example_input)
+    request_model, result_model = prediction_models(
+        model.input_type, model.example_input, settings.max_input_chars
+    )
     router = APIRouter(tags=["predictions"])
     header_docs = [
         *OPENAPI_PARAMETERS,
@@ -150,6 +153,7 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
         deadline_at = time.time() + parsed.deadline_s if parsed.deadline_s else None
         wait_s = preferred_wait_s(request.headers, settings.max_wait_s)
 
+        owner = key_id_of(request.scope)
         job_id = uuid4()
         watching = services.notifier.watch(job_id) if wait_s is not None else None
         with watching or contextlib.nullcontext() as woken:
@@ -160,6 +164,7 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
                     orjson.dumps(payload),
                     deadline_at=deadline_at,
                     idempotency_key=idempotency_key,
+                    owner=owner,
                 )
             except QueueFullError as exc:
                 return json_response(
@@ -173,10 +178,10 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
             if wait_s is not None and woken is not None and submission.after is None:
                 if submission.replayed:
                     job = await wait_until_final(
-                        services.notifier, services.store, submission.job_id, wait_s
+                        services.notifier, services.store, submission.job_id, wait_s, owner
                     )
                 else:
-                    job = await await_final(services.store, job_id, woken, wait_s)
+                    job = await await_final(services.store, job_id, woken, wait_s, owner)
                 if job is not None and job.status.is_final:
                     return job_response(job, settings, {"Preference-Applied": f"wait={wait_s:g}"})
 
@@ -208,6 +213,7 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
         },
     )
     async def get_prediction(
+        request: Request,
         prediction_id: UUID,
         services: ServicesDep,
         wait: Annotated[
@@ -220,10 +226,13 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
             ),
         ] = None,
     ) -> Response:
+        owner = key_id_of(request.scope)
         if wait:
-            job = await wait_until_final(services.notifier, services.store, prediction_id, wait)
+            job = await wait_until_final(
+                services.notifier, services.store, prediction_id, wait, owner
+            )
         else:
-            job = await services.store.get(prediction_id)
+            job = await services.store.get(prediction_id, owner)
         if job is None:
             return json_response(404, {"error": NOT_FOUND})
         return job_response(job, settings)
