@@ -69,7 +69,9 @@ def prediction_models(
         input_type = Annotated[input_type, Field(max_length=max_input_chars)]
     request = create_model(
         "PredictRequest",
-        __config__=ConfigDict(json_schema_extra={"examples": [{"input": example}]}),
+        # Strict: JSON `true` is no number of seconds, "5.1" no measurement; what the
+        # schema says is what is accepted.
+        __config__=ConfigDict(strict=True, json_schema_extra={"examples": [{"input": example}]}),
         input=(input_type, ...),
         deadline_s=(
             float | None,

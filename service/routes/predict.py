@@ -1,4 +1,5 @@
 import contextlib
+import re
 import time
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -32,6 +33,9 @@ from service.schemas import (
 )
 from service.settings import Settings
 from service.status import JobStatus
+
+# Printable ASCII, no space at either end (HTTP strips those): what a header carries intact.
+IDEMPOTENCY_KEY = re.compile(r"[!-~](?:[ -~]*[!-~])?")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "The body, a header or a parameter is invalid."},
@@ -79,6 +83,7 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
                 "type": "string",
                 "minLength": 1,
                 "maxLength": settings.idempotency_key_max_length,
+                "pattern": f"^{IDEMPOTENCY_KEY.pattern}$",
             },
         },
         {
@@ -110,6 +115,12 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
                 "model": Accepted,
                 "description": "Accepted (async mode); poll the Location.",
                 "headers": {"Location": {"schema": {"type": "string"}}},
+                "links": {
+                    "poll": {
+                        "operationId": "get_prediction",
+                        "parameters": {"prediction_id": "$response.body#/prediction_id"},
+                    }
+                },
             },
             413: {"model": ErrorBody, "description": "The body is over MAX_BODY_BYTES."},
             429: {
@@ -132,6 +143,16 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
             asynchronous = async_mode_requested(request.headers)
         except InvalidAsyncModeError as exc:
             return json_response(422, {"error": str(exc)})
+        idempotency_key = request.headers.get("idempotency-key")
+        if idempotency_key is not None and not (
+            len(idempotency_key) <= settings.idempotency_key_max_length
+            and IDEMPOTENCY_KEY.fullmatch(idempotency_key)
+        ):
+            limit = settings.idempotency_key_max_length
+            return json_response(
+                422,
+                {"error": f"Idempotency-Key must be 1 to {limit} printable ASCII characters."},
+            )
         try:
             parsed: Any = request_model.model_validate_json(await request.body())
         except ValidationError as exc:
@@ -142,14 +163,6 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
             [result] = await services.model.predict_batch([payload])
             return json_response(200, {"input": payload, "result": result})
 
-        idempotency_key = request.headers.get("idempotency-key")
-        if idempotency_key is not None and not (
-            0 < len(idempotency_key) <= settings.idempotency_key_max_length
-        ):
-            limit = settings.idempotency_key_max_length
-            return json_response(
-                422, {"error": f"Idempotency-Key must be 1 to {limit} characters."}
-            )
         deadline_at = time.time() + parsed.deadline_s if parsed.deadline_s else None
         wait_s = preferred_wait_s(request.headers, settings.max_wait_s)
 
@@ -197,6 +210,7 @@ def predict_router(model: Model, settings: Settings) -> APIRouter:
 
     @router.get(
         "/predict/{prediction_id}",
+        operation_id="get_prediction",
         summary="The result of an async prediction",
         responses={
             200: {
