@@ -13,7 +13,7 @@ def _any_case(word: str) -> str:
 
 # The values above in any case, as the OpenAPI document states them (JSON Schema patterns
 # have no case-insensitive flag).
-_VALUE_PATTERN = (
+VALUE_PATTERN = (
     "^[ \\t]*(?:"
     + "|".join(_any_case(word) for word in sorted(_TRUE | _FALSE) if word)
     + ")?[ \\t]*$"
@@ -29,7 +29,7 @@ OPENAPI_PARAMETERS = [
             "`prediction_id` to poll. Both spellings are accepted; the value is "
             "case-insensitive (true/false, 1/0, yes/no, on/off)."
         ),
-        "schema": {"type": "string", "pattern": _VALUE_PATTERN, "examples": ["true", "false"]},
+        "schema": {"type": "string", "pattern": VALUE_PATTERN, "examples": ["true", "false"]},
     }
     for name in ("async_mode", "Async-Mode")
 ]
