@@ -32,7 +32,7 @@ def restricted_redis(
     server = EmbeddedRedis(
         tmp_path_factory.mktemp("acl"), port=free_port(), binary=Path(binary), appendonly=False
     )
-    with server, redis.Redis(port=server.port) as admin:
+    with server, redis.Redis.from_url(server.url) as admin:
         admin.execute_command("ACL", "SETUSER", "svc", *acl_rules(PASSWORD, "pred:"))
         yield server, admin
 
@@ -45,7 +45,7 @@ def test_the_whole_service_runs_as_the_restricted_user(
     restricted_redis: tuple[EmbeddedRedis, redis.Redis],
 ) -> None:
     server, admin = restricted_redis
-    admin.execute_command("ACL", "LOG", "RESET")
+    admin.acl_log_reset()
     settings = Settings(redis_url=service_url(server), worker_block_ms=50, rate_limit_per_s=1000)
     with TestClient(create_app(settings)) as client:
         assert client.get("/readyz").status_code == 200
@@ -60,7 +60,7 @@ def test_the_whole_service_runs_as_the_restricted_user(
             "/predict", json={"input": "y"}, headers={"async_mode": "true", "Prefer": "wait=5"}
         )
         assert waited.status_code == 200
-    log = admin.execute_command("ACL", "LOG")
+    log = admin.acl_log()
     assert log == [], f"the service was refused something: {log}"
     assert admin.keys("pred:job:*")
 
