@@ -41,7 +41,7 @@ def create_backend(
     settings: Settings, redis: Redis, store: JobStore, keys: Keys, model: Model
 ) -> AsyncBackend:
     if settings.async_backend == "background":
-        return BackgroundBackend(store, model)
+        return BackgroundBackend(store, model, log_inputs=settings.log_inputs)
     consumers = None
     if settings.worker_concurrency > 0:
         consumers = build_consumers(

@@ -2,6 +2,7 @@ import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Self
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,6 +96,7 @@ class Settings(BaseSettings):
             claim_idle_ms=self.claim_idle_ms,
             max_attempts=self.max_attempts,
             block_ms=block_ms,
+            log_inputs=self.log_inputs,
         )
 
     @model_validator(mode="after")
@@ -139,6 +141,18 @@ class Settings(BaseSettings):
 
 def _comma_separated(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def redacted_url(url: str | None) -> str | None:
+    """REDIS_URL fit for a log line: without its password."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urlunsplit(parts._replace(netloc=f"{user}***@{netloc}"))
 
 
 def standalone_redis_url(settings: Settings) -> str:
