@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.responses import send_json
+
 # Where a request's key id travels from this middleware to the routes.
 KEY_ID_SCOPE = "api_key_id"
 
@@ -25,11 +27,7 @@ METRICS_PATH = "/metrics"
 _UNAUTHORIZED_BODY = orjson.dumps(
     {"error": "A valid API key is required: send `Authorization: Bearer <key>` or `X-API-Key`."}
 )
-_UNAUTHORIZED_HEADERS = (
-    (b"content-type", b"application/json"),
-    (b"content-length", str(len(_UNAUTHORIZED_BODY)).encode()),
-    (b"www-authenticate", b"Bearer"),
-)
+_CHALLENGE = ((b"www-authenticate", b"Bearer"),)
 
 
 def key_id(key: str) -> str:
@@ -77,14 +75,7 @@ class ApiKeyAuth:
             return
         owner = self.authenticate(_presented_key(scope["headers"]))
         if owner is None:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": list(_UNAUTHORIZED_HEADERS),
-                }
-            )
-            await send({"type": "http.response.body", "body": _UNAUTHORIZED_BODY})
+            await send_json(send, 401, _UNAUTHORIZED_BODY, _CHALLENGE)
             return
         scope[KEY_ID_SCOPE] = owner
         await self.app(scope, receive, send)

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service import scripts
 from service.auth import METRICS_PATH, OPEN_PATHS, key_id_of
 from service.keys import Keys
+from service.responses import send_json
 from service.schemas import STORAGE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class RateLimit:
         except (RedisError, OSError) as exc:
             # Closed, not open: with the limit on, no request goes unmetered.
             logger.warning("event=rate_limit_unavailable error=%s", type(exc).__name__)
-            await _send_json(
+            await send_json(
                 send,
                 503,
                 orjson.dumps({"error": STORAGE_UNAVAILABLE}),
@@ -78,26 +79,9 @@ class RateLimit:
             return
         if wait_us > 0:
             retry_after = str(max(1, math.ceil(wait_us / 1_000_000))).encode()
-            await _send_json(send, 429, self.too_many, [(b"retry-after", retry_after)])
+            await send_json(send, 429, self.too_many, [(b"retry-after", retry_after)])
             return
         await self.app(scope, receive, send)
-
-
-async def _send_json(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def document_rate_limit(schema: dict[str, Any]) -> None:
