@@ -4,6 +4,7 @@ limits of the HTTP parser, and one rate limit shared by both processes."""
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -132,3 +133,12 @@ def test_the_rate_limit_holds_across_two_workers(served: Served) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_the_head_limits_are_gunicorns_settings(
+    tmp_path: Path, redis_server: EmbeddedRedis
+) -> None:
+    env = {"REDIS_URL": redis_server.url, "GUNICORN_CMD_ARGS": "--limit-request-fields 10"}
+    with serve(env, tmp_path) as server:
+        assert get_health(server, header_lines(8)) == 200
+        assert get_health(server, header_lines(9)) == 431
