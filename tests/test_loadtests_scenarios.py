@@ -24,7 +24,14 @@ def server(
 def iris_server(
     tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis, iris_artifact: Path
 ) -> Iterator[Served]:
-    env = {"REDIS_URL": redis_server.url, "MODEL": "iris", "MODEL_PATH": str(iris_artifact)}
+    # Its own key prefix: two services with different models on one Redis would otherwise
+    # share a job stream, and each would run the other's jobs with the wrong model.
+    env = {
+        "REDIS_URL": redis_server.url,
+        "MODEL": "iris",
+        "MODEL_PATH": str(iris_artifact),
+        "KEY_PREFIX": "iris:",
+    }
     with serve(env, tmp_path_factory.mktemp("served")) as served:
         yield served
 
