@@ -18,6 +18,11 @@ graceful_timeout = int(settings.graceful_timeout_s)
 timeout = 60
 keepalive = 5
 backlog = 2048
+# gunicorn's defaults, spelled out: service/gunicorn_worker.py makes uvicorn's parser honour
+# them (414 or 431 past them). GUNICORN_CMD_ARGS="--limit-request-fields 50" overrides.
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
 accesslog = "-" if settings.access_log else None
 errorlog = "-"
 loglevel = settings.log_level

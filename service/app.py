@@ -26,7 +26,9 @@ from service.notifier import Notifier
 from service.responses import json_response, storage_unavailable, validation_error_body
 from service.routes import health
 from service.routes.predict import predict_router
-from service.schemas import prediction_models
+from service.schemas import INTERNAL_ERROR, prediction_models
+from service.security import add_security_middleware, document_security
+from service.security_headers import API_HEADERS
 from service.settings import Settings
 from service.worker import build_consumers
 
@@ -46,7 +48,7 @@ def create_backend(
     settings: Settings, redis: Redis, store: JobStore, keys: Keys, model: Model
 ) -> AsyncBackend:
     if settings.async_backend == "background":
-        return BackgroundBackend(store, model)
+        return BackgroundBackend(store, model, log_inputs=settings.log_inputs)
     consumers = None
     if settings.worker_concurrency > 0:
         consumers = build_consumers(
@@ -114,7 +116,9 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         summary=f"Predictions from the `{model.name}` model, synchronously or through Redis.",
         lifespan=lifespan,
     )
-    request_model, result_model = prediction_models(model.input_type, model.example_input)
+    request_model, result_model = prediction_models(
+        model.input_type, model.example_input, settings.max_input_chars
+    )
     handlers = PredictionHandlers(request_model, settings)
     predictions = predict_router(handlers, result_model, settings)
     app.include_router(predictions)
@@ -129,6 +133,8 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
             poll_route=_route(predictions, "/predict/{prediction_id}", "GET"),
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    add_security_middleware(app, settings)
+    document_security(app, settings)
     if settings.metrics_enabled:
         instrument(app)
 
@@ -144,5 +150,12 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
     async def redis_unavailable(request: Request, exc: RedisError) -> Response:
         logger.warning("event=redis_error error=%s", type(exc).__name__)
         return storage_unavailable(settings.retry_after_s)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        # A bug: the traceback goes to the server's log (Starlette re-raises it after this),
+        # never to the client. This runs outside the middleware, so it brings its headers.
+        headers = {name.decode(): value.decode() for name, value in API_HEADERS}
+        return json_response(500, {"error": INTERNAL_ERROR}, headers)
 
     return app

@@ -6,6 +6,19 @@ HEADER_NAMES = ("async_mode", "async-mode")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+# The values above in any case, as the OpenAPI document states them (JSON Schema patterns
+# have no case-insensitive flag).
+VALUE_PATTERN = (
+    "^[ \\t]*(?:"
+    + "|".join(_any_case(word) for word in sorted(_TRUE | _FALSE) if word)
+    + ")?[ \\t]*$"
+)
+
 OPENAPI_PARAMETERS = [
     {
         "name": name,
@@ -16,7 +29,7 @@ OPENAPI_PARAMETERS = [
             "`prediction_id` to poll. Both spellings are accepted; the value is "
             "case-insensitive (true/false, 1/0, yes/no, on/off)."
         ),
-        "schema": {"type": "string", "enum": ["true", "false"]},
+        "schema": {"type": "string", "pattern": VALUE_PATTERN, "examples": ["true", "false"]},
     }
     for name in ("async_mode", "Async-Mode")
 ]
@@ -27,14 +40,15 @@ class InvalidAsyncModeError(ValueError):
 
 
 def async_mode_requested(headers: Headers) -> bool:
+    """The first spelling present decides; every value present must be valid."""
+    requested: bool | None = None
     for name in HEADER_NAMES:
-        value = headers.get(name)
-        if value is None:
-            continue
-        lowered = value.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise InvalidAsyncModeError(f"The {name} header must be true or false, not {value!r}.")
-    return False
+        for value in headers.getlist(name):
+            lowered = value.strip().lower()
+            if lowered not in _TRUE and lowered not in _FALSE:
+                raise InvalidAsyncModeError(
+                    f"The {name} header must be true or false, not {value!r}."
+                )
+            if requested is None:
+                requested = lowered in _TRUE
+    return bool(requested)

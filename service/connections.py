@@ -3,6 +3,7 @@ import logging
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.utils import HIREDIS_AVAILABLE
 
 from service.autopipeline import AutoPipelinedRedis
@@ -29,6 +30,10 @@ def create_redis(settings: Settings, *, autopipelined: bool = False) -> Redis:
         socket_timeout=settings.redis_socket_timeout_s,
         socket_connect_timeout=settings.redis_socket_timeout_s,
         decode_responses=False,
+        # No CLIENT probes on connect (SETINFO, MAINT_NOTIFICATIONS): a least-privilege ACL
+        # user (service/redis_acl.py) is not granted CLIENT, and Redis logs every refusal.
+        driver_info=None,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
         # One quick retry heals a pooled connection that a Redis restart broke; more would
         # make an outage hang requests instead of failing them fast with 503.
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.auth import key_id_of
 from service.handlers import PredictionHandlers
 from service.responses import json_response, storage_unavailable
 
@@ -56,7 +57,7 @@ class FastPaths:
         try:
             body = await _read_body(receive)
             response = await self.handlers.predict(
-                self.state.services, Headers(scope=scope), body, ""
+                self.state.services, Headers(scope=scope), body, "", key_id_of(scope)
             )
         except HTTPException as exc:  # the body limit, raised while reading
             response = json_response(exc.status_code, {"error": exc.detail}, exc.headers)
@@ -67,7 +68,9 @@ class FastPaths:
     async def _poll(self, scope: Scope, prediction_id: UUID, receive: Receive, send: Send) -> None:
         scope["route"] = self.poll_route
         try:
-            response = await self.handlers.poll(self.state.services, prediction_id, None)
+            response = await self.handlers.poll(
+                self.state.services, prediction_id, None, key_id_of(scope)
+            )
         except RedisError:
             response = storage_unavailable(self.handlers.settings.retry_after_s)
         await response(scope, receive, send)

@@ -2,12 +2,15 @@ from typing import Any, ClassVar
 
 from uvicorn_worker import UvicornWorker
 
+from service.http_limits import HeadLimits, limited_protocol
+
 
 class Worker(UvicornWorker):  # type: ignore[misc]
     """uvicorn under gunicorn, pinned to the fast event loop and HTTP parser.
 
     `lifespan: on` makes a failed start-up (no Redis URL, a missing model artifact) stop the
-    worker loudly instead of serving errors.
+    worker loudly instead of serving errors. The parser enforces gunicorn's request-head
+    limits (service/http_limits.py), which uvicorn alone would ignore.
     """
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
@@ -16,3 +19,12 @@ class Worker(UvicornWorker):  # type: ignore[misc]
         "lifespan": "on",
         "server_header": False,
     }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limits = HeadLimits.from_gunicorn(
+            self.cfg.limit_request_line,
+            self.cfg.limit_request_fields,
+            self.cfg.limit_request_field_size,
+        )
+        self.config.http = limited_protocol(limits)

@@ -2,6 +2,7 @@
 FastAPI routes (which also make the OpenAPI document) and the fast paths both call these."""
 
 import contextlib
+import re
 import time
 from typing import Any
 from uuid import UUID, uuid4
@@ -23,6 +24,9 @@ from service.responses import json_response, pydantic_errors, validation_error_b
 from service.schemas import EXPIRED, FAILED, IDEMPOTENCY_CONFLICT, NOT_FOUND, STILL_PROCESSING
 from service.settings import Settings
 from service.status import JobStatus
+
+# Printable ASCII, no space at either end (HTTP strips those): what a header carries intact.
+IDEMPOTENCY_KEY = re.compile(r"[!-~](?:[ -~]*[!-~])?")
 
 
 def job_response(job: Job, settings: Settings, headers: dict[str, str] | None = None) -> Response:
@@ -52,13 +56,29 @@ class PredictionHandlers:
         self.settings = settings
 
     async def predict(
-        self, services: Services, headers: Headers, body: bytes, root_path: str
+        self,
+        services: Services,
+        headers: Headers,
+        body: bytes,
+        root_path: str,
+        owner: str | None,
     ) -> Response:
+        """`owner` is the id of the API key that asks (None without keys): its job is its."""
         settings, request_model = self.settings, self.request_model
         try:
             asynchronous = async_mode_requested(headers)
         except InvalidAsyncModeError as exc:
             return json_response(422, {"error": str(exc)})
+        idempotency_key = headers.get("idempotency-key")
+        if idempotency_key is not None and not (
+            len(idempotency_key) <= settings.idempotency_key_max_length
+            and IDEMPOTENCY_KEY.fullmatch(idempotency_key)
+        ):
+            limit = settings.idempotency_key_max_length
+            return json_response(
+                422,
+                {"error": f"Idempotency-Key must be 1 to {limit} printable ASCII characters."},
+            )
         try:
             parsed: Any = request_model.model_validate_json(body)
         except ValidationError as exc:
@@ -69,14 +89,6 @@ class PredictionHandlers:
             [result] = await services.model.predict_batch([payload])
             return json_response(200, {"input": payload, "result": result})
 
-        idempotency_key = headers.get("idempotency-key")
-        if idempotency_key is not None and not (
-            0 < len(idempotency_key) <= settings.idempotency_key_max_length
-        ):
-            limit = settings.idempotency_key_max_length
-            return json_response(
-                422, {"error": f"Idempotency-Key must be 1 to {limit} characters."}
-            )
         deadline_at = time.time() + parsed.deadline_s if parsed.deadline_s else None
         wait_s = preferred_wait_s(headers, settings.max_wait_s)
 
@@ -90,6 +102,7 @@ class PredictionHandlers:
                     orjson.dumps(payload),
                     deadline_at=deadline_at,
                     idempotency_key=idempotency_key,
+                    owner=owner,
                 )
             except QueueFullError as exc:
                 return json_response(
@@ -104,10 +117,10 @@ class PredictionHandlers:
                 with metrics.long_poll_waiting():
                     if submission.replayed:
                         job = await wait_until_final(
-                            services.notifier, services.store, submission.job_id, wait_s
+                            services.notifier, services.store, submission.job_id, wait_s, owner
                         )
                     else:
-                        job = await await_final(services.store, job_id, woken, wait_s)
+                        job = await await_final(services.store, job_id, woken, wait_s, owner)
                 if job is not None and job.status.is_final:
                     return job_response(job, settings, {"Preference-Applied": f"wait={wait_s:g}"})
 
@@ -121,12 +134,16 @@ class PredictionHandlers:
             background=BackgroundTask(submission.after) if submission.after else None,
         )
 
-    async def poll(self, services: Services, prediction_id: UUID, wait: float | None) -> Response:
+    async def poll(
+        self, services: Services, prediction_id: UUID, wait: float | None, owner: str | None
+    ) -> Response:
         if wait:
             with metrics.long_poll_waiting():
-                job = await wait_until_final(services.notifier, services.store, prediction_id, wait)
+                job = await wait_until_final(
+                    services.notifier, services.store, prediction_id, wait, owner
+                )
         else:
-            job = await services.store.get(prediction_id)
+            job = await services.store.get(prediction_id, owner)
         if job is None:
             return json_response(404, {"error": NOT_FOUND})
         return job_response(job, self.settings)

@@ -28,12 +28,15 @@ class Job:
     error: str | None
     created_at: float
     finished_at: float | None
+    # The id of the API key that submitted it (service/auth.py); None with auth off.
+    owner: str | None = None
 
     @classmethod
     def from_hash(cls, job_id: UUID, fields: dict[bytes, bytes]) -> "Job":
         finished = fields.get(b"finished_at")
         result = fields.get(b"result")
         error = fields.get(b"error")
+        owner = fields.get(b"owner")
         return cls(
             id=job_id,
             status=JobStatus(fields[b"status"].decode()),
@@ -43,6 +46,7 @@ class Job:
             error=error.decode() if error is not None else None,
             created_at=float(fields[b"created_at"]),
             finished_at=float(finished) if finished is not None else None,
+            owner=owner.decode() if owner is not None else None,
         )
 
 
@@ -99,16 +103,18 @@ class JobStore:
         max_queue: int = 0,
         deadline_at: float | None = None,
         idempotency_key: str | None = None,
+        owner: str | None = None,
     ) -> Admission:
-        """One round trip: admission, the job hash with its TTL, the stream entry, the
-        idempotency record, atomically."""
+        """One round trip: admission, the job hash (with its owner) and its TTL, the stream
+        entry, the idempotency record, atomically."""
+        job_key = self.keys.job(job_id)
         reply = await self._submit(
             keys=[
-                self.keys.job(job_id),
+                job_key,
                 self.keys.stream,
                 self.keys.backlog,
                 self.keys.completed,
-                self.keys.idempotency(idempotency_key) if idempotency_key else "",
+                self.keys.idempotency(idempotency_key, owner) if idempotency_key else job_key,
             ],
             args=[
                 str(job_id),
@@ -120,6 +126,7 @@ class JobStore:
                 repr(deadline_at) if deadline_at is not None else "",
                 body_digest(input_json) if idempotency_key else "",
                 "1" if enqueue else "0",
+                owner or "",
             ],
         )
         verdict = reply[0].decode()
@@ -129,12 +136,14 @@ class JobStore:
             return Admission("full", backlog=int(reply[1]), completed=int(reply[2]))
         return Admission("ok", backlog=int(reply[1]))
 
-    async def get(self, job_id: UUID) -> Job | None:
-        """One round trip (HGETALL)."""
+    async def get(self, job_id: UUID, owner: str | None = None) -> Job | None:
+        """One round trip (HGETALL). A job is only shown to the key that submitted it: to any
+        other it does not exist, so its id gives nothing away (OWASP API1)."""
         fields = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.job(job_id)))
         if not fields or b"status" not in fields:
             return None
-        return Job.from_hash(job_id, fields)
+        job = Job.from_hash(job_id, fields)
+        return job if job.owner == owner else None
 
     async def mark_running(self, job_ids: Sequence[UUID]) -> list[tuple[int, float | None]]:
         """One round trip for a batch: per job (attempts including this one, created_at);

@@ -22,7 +22,13 @@ class Keys:
         # The id is a parsed UUID, so a hostile path can never shape a key.
         return f"{self.prefix}job:{prediction_id}"
 
-    def idempotency(self, client_key: str) -> str:
+    def idempotency(self, client_key: str, owner: str | None = None) -> str:
         # Hashed: a client's key may hold any characters and any length up to the limit.
-        digest = hashlib.sha256(client_key.encode()).hexdigest()
+        # Scoped to the API key that sent it, so one client cannot replay another's submit.
+        scoped = client_key if owner is None else f"{owner}\0{client_key}"
+        digest = hashlib.sha256(scoped.encode()).hexdigest()
         return f"{self.prefix}idem:{digest}"
+
+    def rate_limit(self, client: str) -> str:
+        # `client` is an API key's id or an address the server saw, never raw request text.
+        return f"{self.prefix}rate:{client}"

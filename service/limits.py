@@ -2,6 +2,8 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.responses import send_json
+
 
 def _too_large(max_bytes: int) -> str:
     return f"Request body is larger than the limit of {max_bytes} bytes (MAX_BODY_BYTES)."
@@ -49,15 +51,4 @@ class BodySizeLimit:
     @staticmethod
     async def _refuse(send: Send, status: int, message: str) -> None:
         body = orjson.dumps({"error": message})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, status, body, [(b"connection", b"close")])

@@ -93,12 +93,13 @@ class Notifier:
 
 
 async def await_final(
-    store: JobStore, job_id: UUID, woken: asyncio.Event, timeout_s: float
+    store: JobStore, job_id: UUID, woken: asyncio.Event, timeout_s: float, owner: str | None
 ) -> Job | None:
     """Read the job, and while it is not final wait for its notice (registered by the
-    caller, before the job could finish) and read it again, until `timeout_s` runs out."""
+    caller, before the job could finish) and read it again, until `timeout_s` runs out.
+    Another key's job is None at once: waiting on it would tell that it exists."""
     deadline = time.monotonic() + timeout_s
-    job = await store.get(job_id)
+    job = await store.get(job_id, owner)
     while job is not None and not job.status.is_final:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -108,12 +109,12 @@ async def await_final(
         except TimeoutError:
             break
         woken.clear()
-        job = await store.get(job_id)
+        job = await store.get(job_id, owner)
     return job
 
 
 async def wait_until_final(
-    notifier: Notifier, store: JobStore, job_id: UUID, timeout_s: float
+    notifier: Notifier, store: JobStore, job_id: UUID, timeout_s: float, owner: str | None
 ) -> Job | None:
     with notifier.watch(job_id) as woken:
-        return await await_final(store, job_id, woken, timeout_s)
+        return await await_final(store, job_id, woken, timeout_s, owner)

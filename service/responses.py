@@ -1,9 +1,10 @@
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 from fastapi import Response
 from pydantic import ValidationError
+from starlette.types import Send
 
 from service.schemas import STORAGE_UNAVAILABLE
 
@@ -12,6 +13,24 @@ def json_response(
     status: int, body: Any, headers: Mapping[str, str] | None = None, **kwargs: Any
 ) -> Response:
     return Response(orjson.dumps(body), status, headers, media_type="application/json", **kwargs)
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """An answer from pure ASGI middleware, which refuses a request before the app sees it."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def validation_error_body(errors: list[Any], prefix: tuple[str, ...] = ()) -> dict[str, Any]:

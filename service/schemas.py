@@ -1,7 +1,7 @@
 """Bodies of every response, as the OpenAPI document shows them. The seed's keys and
 messages are kept exactly."""
 
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args, get_origin
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -13,6 +13,7 @@ NOT_FOUND: Final = "Prediction ID not found."
 FAILED: Final = "Prediction failed."
 EXPIRED: Final = "Prediction expired before it could run."
 STORAGE_UNAVAILABLE: Final = "Storage is unavailable; retry later."
+INTERNAL_ERROR: Final = "Internal error; it has been logged."
 IDEMPOTENCY_CONFLICT: Final = "This Idempotency-Key was already used with a different body."
 
 
@@ -57,11 +58,20 @@ class Health(BaseModel):
     status: str
 
 
-def prediction_models(input_type: Any, example: Any) -> tuple[type[BaseModel], type[BaseModel]]:
-    """The request and result bodies for the configured model's input type."""
+def prediction_models(
+    input_type: Any, example: Any, max_input_chars: int
+) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The request and result bodies for the configured model's input type; a text input is
+    at most MAX_INPUT_CHARS long."""
+    if input_type is str or (
+        get_origin(input_type) is Annotated and get_args(input_type)[0] is str
+    ):
+        input_type = Annotated[input_type, Field(max_length=max_input_chars)]
     request = create_model(
         "PredictRequest",
-        __config__=ConfigDict(json_schema_extra={"examples": [{"input": example}]}),
+        # Strict: JSON `true` is no number of seconds, "5.1" no measurement; what the
+        # schema says is what is accepted.
+        __config__=ConfigDict(strict=True, json_schema_extra={"examples": [{"input": example}]}),
         input=(input_type, ...),
         deadline_s=(
             float | None,

@@ -4,14 +4,17 @@
 default, and a no-op, from Redis 7).
 """
 
-# KEYS: job hash, stream, backlog counter, completed counter, idempotency key ('' for none)
+# KEYS: job hash, stream, backlog counter, completed counter, idempotency key (the job hash
+#       again when there is none: every key a call declares is under the prefix, as a
+#       restricted ACL user requires)
 # ARGV: job id, input JSON, created_at, TTL s, max queue (0: no admission), stream MAXLEN,
-#       deadline_at ('' for none), body digest, enqueue ('1' to XADD)
+#       deadline_at ('' for none), body digest ('' without an idempotency key),
+#       enqueue ('1' to XADD), owner (the API key's id; '' with auth off)
 # Returns {'ok', backlog} | {'full', backlog, completed} | {'duplicate', id} | {'conflict', id}
 SUBMIT = """
 redis.replicate_commands()
 local idem = KEYS[5]
-if idem ~= '' then
+if ARGV[8] ~= '' then
   local existing = redis.call('GET', idem)
   if existing then
     local sep = string.find(existing, ' ', 1, true)
@@ -32,6 +35,10 @@ if ARGV[7] ~= '' then
   table.insert(fields, 'deadline_at')
   table.insert(fields, ARGV[7])
 end
+if ARGV[10] ~= '' then
+  table.insert(fields, 'owner')
+  table.insert(fields, ARGV[10])
+end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 if ARGV[9] == '1' then
@@ -39,7 +46,7 @@ if ARGV[9] == '1' then
              'id', ARGV[1], 'input', ARGV[2], 'deadline_at', ARGV[7])
   backlog = redis.call('INCR', KEYS[3])
 end
-if idem ~= '' then
+if ARGV[8] ~= '' then
   redis.call('SET', idem, ARGV[1] .. ' ' .. ARGV[8], 'EX', ARGV[4])
 end
 return {'ok', backlog}
@@ -160,4 +167,27 @@ if found then
   end
 end
 return {backlog, oldest_pending, oldest_new}
+"""
+
+# KEYS: one client's bucket.   ARGV: emission interval (µs per request), burst
+# GCRA (the generic cell rate algorithm): the key holds the theoretical arrival time (TAT) of
+# the client's next request, in µs on Redis's clock, so every API process on every host
+# shares one clock and one limit. A request is allowed while the TAT is at most `burst`
+# intervals ahead of now; the key expires when the bucket is full again.
+# Returns 0 when the request is allowed, else the µs until it would be.
+RATE_LIMIT = """
+redis.replicate_commands()
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local next_tat = tat + interval
+local allowed_at = next_tat - interval * tonumber(ARGV[2])
+if allowed_at > now then
+  return allowed_at - now
+end
+local ttl_ms = math.ceil((next_tat - now) / 1000)
+redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', ttl_ms)
+return 0
 """

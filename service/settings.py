@@ -1,12 +1,17 @@
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Self
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from service.worker import WorkerConfig
+
+# A guessable key is no key: refuse short ones at start-up.
+MIN_API_KEY_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -54,6 +59,31 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
     prometheus_multiproc_dir: Path | None = None
 
+    # Security: every control below is off by default (see the README's Security section).
+    api_keys: str = Field("", repr=False)
+    metrics_require_key: bool = False
+    rate_limit_per_s: float | None = Field(None, gt=0)
+    rate_limit_burst: int | None = Field(None, ge=1)
+    cors_allow_origins: str = ""
+    max_input_chars: int = Field(10_000, ge=1)
+    log_inputs: bool = False
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return _comma_separated(self.api_keys)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return _comma_separated(self.cors_allow_origins)
+
+    @property
+    def effective_rate_limit_burst(self) -> int:
+        """Requests a client may send at once before the rate applies: RATE_LIMIT_BURST, or
+        one second's worth."""
+        if self.rate_limit_burst is not None:
+            return self.rate_limit_burst
+        return max(1, math.ceil(self.rate_limit_per_s or 1))
+
     @property
     def effective_stream_maxlen(self) -> int:
         # Trimming must only ever drop acknowledged entries: keep the cap well above the
@@ -72,12 +102,30 @@ class Settings(BaseSettings):
             claim_idle_ms=self.claim_idle_ms,
             max_attempts=self.max_attempts,
             block_ms=block_ms,
+            log_inputs=self.log_inputs,
         )
 
     @model_validator(mode="after")
     def _stream_cap_above_queue(self) -> Self:
         if self.stream_maxlen is not None and self.stream_maxlen < 2 * self.max_queue:
             raise ValueError("STREAM_MAXLEN must be at least twice MAX_QUEUE")
+        return self
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_are_long_printable_ascii(cls, value: str) -> str:
+        for key in _comma_separated(value):
+            if len(key) < MIN_API_KEY_CHARS or not all("!" <= c <= "~" for c in key):
+                raise ValueError(
+                    f"each API key must be at least {MIN_API_KEY_CHARS} printable ASCII "
+                    "characters without spaces or commas"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _burst_needs_a_rate(self) -> Self:
+        if self.rate_limit_burst is not None and self.rate_limit_per_s is None:
+            raise ValueError("RATE_LIMIT_BURST needs RATE_LIMIT_PER_S")
         return self
 
     @field_validator("redis_url")
@@ -95,6 +143,22 @@ class Settings(BaseSettings):
         if not value or any(c in value for c in "*?[]"):
             raise ValueError("KEY_PREFIX must be non-empty and free of glob characters")
         return value
+
+
+def _comma_separated(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def redacted_url(url: str | None) -> str | None:
+    """REDIS_URL fit for a log line: without its password."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urlunsplit(parts._replace(netloc=f"{user}***@{netloc}"))
 
 
 def standalone_redis_url(settings: Settings) -> str:

@@ -39,6 +39,8 @@ class WorkerConfig:
     claim_idle_ms: int
     max_attempts: int
     block_ms: int
+    # Model errors are logged with their message and traceback, which may quote the input.
+    log_inputs: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +297,7 @@ class StreamConsumer:
             delivery.job_id,
             attempts,
             type(exc).__name__,
-            exc_info=exc,
+            exc_info=exc if self.config.log_inputs else None,
         )
         outcome: Outcome = "dead" if attempts >= self.config.max_attempts else "retry"
         return Finish(delivery.entry_id, delivery.job_id, outcome, type(exc).__name__)
@@ -361,7 +363,7 @@ def build_consumers(
 async def _serve_standalone() -> None:
     from service.connections import create_redis
     from service.models import load_model
-    from service.settings import Settings, standalone_redis_url
+    from service.settings import Settings, redacted_url, standalone_redis_url
 
     settings = Settings()
     settings = settings.model_copy(update={"redis_url": standalone_redis_url(settings)})
@@ -378,7 +380,9 @@ async def _serve_standalone() -> None:
         loop.add_signal_handler(signum, stop.set)
     pool.start()
     flusher = asyncio.create_task(metrics.flush_periodically())
-    logger.info("event=worker_started consumers=%d redis=%s", count, settings.redis_url)
+    logger.info(
+        "event=worker_started consumers=%d redis=%s", count, redacted_url(settings.redis_url)
+    )
     await stop.wait()
     logger.info("event=worker_stopping timeout_s=%s", settings.graceful_timeout_s)
     await pool.stop(settings.graceful_timeout_s)

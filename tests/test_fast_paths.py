@@ -94,7 +94,9 @@ def test_sync_predictions_and_polls_never_reach_fastapi(
 ) -> None:
     client = make_client(worker_concurrency=0)
     services = services_of(client)
-    request_model, _ = prediction_models(services.model.input_type, services.model.example_input)
+    request_model, _ = prediction_models(
+        services.model.input_type, services.model.example_input, services.settings.max_input_chars
+    )
     route = Route("/", _forbidden)  # only a label here
     state = client.app.state  # type: ignore[attr-defined]
     handlers = PredictionHandlers(request_model, services.settings)

@@ -20,9 +20,10 @@ class BackgroundBackend:
     process that serves HTTP. There is no admission control and deadlines are not enforced.
     """
 
-    def __init__(self, store: JobStore, model: Model) -> None:
+    def __init__(self, store: JobStore, model: Model, *, log_inputs: bool = False) -> None:
         self.store = store
         self.model = model
+        self.log_inputs = log_inputs
 
     async def submit(
         self,
@@ -32,9 +33,10 @@ class BackgroundBackend:
         *,
         deadline_at: float | None = None,
         idempotency_key: str | None = None,
+        owner: str | None = None,
     ) -> Submission:
         admission = await self.store.submit(
-            job_id, input_json, enqueue=False, idempotency_key=idempotency_key
+            job_id, input_json, enqueue=False, idempotency_key=idempotency_key, owner=owner
         )
         if admission.verdict == "conflict":
             raise IdempotencyConflictError
@@ -48,7 +50,13 @@ class BackgroundBackend:
             try:
                 [result] = await self.model.predict_batch([payload])
             except Exception as exc:
-                logger.warning("event=model_error prediction_id=%s", job_id, exc_info=exc)
+                logger.warning(
+                    "event=model_error prediction_id=%s error=%s",
+                    job_id,
+                    type(exc).__name__,
+                    # The message and traceback may quote the input.
+                    exc_info=exc if self.log_inputs else None,
+                )
                 await self.store.finish(job_id, JobStatus.FAILED, error=type(exc).__name__)
                 metrics.job_finished(JobStatus.FAILED, created_at)
                 return

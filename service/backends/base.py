@@ -37,6 +37,7 @@ class AsyncBackend(Protocol):
         *,
         deadline_at: float | None = None,
         idempotency_key: str | None = None,
+        owner: str | None = None,
     ) -> Submission:
         """Store the job (one Redis round trip) and hand the work on.
 

@@ -75,6 +75,7 @@ class StreamBackend:
         *,
         deadline_at: float | None = None,
         idempotency_key: str | None = None,
+        owner: str | None = None,
     ) -> Submission:
         admission = await self.store.submit(
             job_id,
@@ -83,6 +84,7 @@ class StreamBackend:
             max_queue=self.max_queue,
             deadline_at=deadline_at,
             idempotency_key=idempotency_key,
+            owner=owner,
         )
         if admission.verdict == "full":
             rate = self.rate.observe(admission.completed)

@@ -5,8 +5,9 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from service.async_mode import OPENAPI_PARAMETERS
+from service.auth import key_id_of
 from service.deps import ServicesDep
-from service.handlers import PredictionHandlers
+from service.handlers import IDEMPOTENCY_KEY, PredictionHandlers
 from service.schemas import (
     Accepted,
     ErrorBody,
@@ -42,6 +43,7 @@ def predict_router(
                 "type": "string",
                 "minLength": 1,
                 "maxLength": settings.idempotency_key_max_length,
+                "pattern": f"^{IDEMPOTENCY_KEY.pattern}$",
             },
         },
         {
@@ -73,6 +75,12 @@ def predict_router(
                 "model": Accepted,
                 "description": "Accepted (async mode); poll the Location.",
                 "headers": {"Location": {"schema": {"type": "string"}}},
+                "links": {
+                    "poll": {
+                        "operationId": "get_prediction",
+                        "parameters": {"prediction_id": "$response.body#/prediction_id"},
+                    }
+                },
             },
             413: {"model": ErrorBody, "description": "The body is over MAX_BODY_BYTES."},
             429: {
@@ -92,11 +100,16 @@ def predict_router(
     )
     async def predict(request: Request, services: ServicesDep) -> Response:
         return await handlers.predict(
-            services, request.headers, await request.body(), request.scope.get("root_path", "")
+            services,
+            request.headers,
+            await request.body(),
+            request.scope.get("root_path", ""),
+            key_id_of(request.scope),
         )
 
     @router.get(
         "/predict/{prediction_id}",
+        operation_id="get_prediction",
         summary="The result of an async prediction",
         responses={
             200: {
@@ -113,6 +126,7 @@ def predict_router(
         },
     )
     async def get_prediction(
+        request: Request,
         prediction_id: UUID,
         services: ServicesDep,
         wait: Annotated[
@@ -125,6 +139,6 @@ def predict_router(
             ),
         ] = None,
     ) -> Response:
-        return await handlers.poll(services, prediction_id, wait)
+        return await handlers.poll(services, prediction_id, wait, key_id_of(request.scope))
 
     return router
