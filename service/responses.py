@@ -4,15 +4,41 @@ from typing import Any
 import orjson
 from fastapi import Response
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 from starlette.types import Send
 
 from service.schemas import STORAGE_UNAVAILABLE
 
 
+class JSONBytesResponse(Response):
+    """A Response of JSON bytes whose raw headers are built directly: Starlette's constructor
+    renders the content and walks its headers, a measurable share of a poll's time."""
+
+    media_type = "application/json"
+
+    def __init__(
+        self,
+        body: bytes,
+        status: int,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        self.body = body
+        self.status_code = status
+        self.background = background
+        raw = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+        if headers:
+            raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.raw_headers = raw
+
+
 def json_response(
-    status: int, body: Any, headers: Mapping[str, str] | None = None, **kwargs: Any
+    status: int,
+    body: Any,
+    headers: Mapping[str, str] | None = None,
+    background: BackgroundTask | None = None,
 ) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json", **kwargs)
+    return JSONBytesResponse(orjson.dumps(body), status, headers, background)
 
 
 async def send_json(

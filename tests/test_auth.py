@@ -78,11 +78,12 @@ def test_probes_need_no_key(secured: TestClient) -> None:
 def test_metrics_need_a_key_only_behind_their_switch(
     make_client: Callable[..., TestClient],
 ) -> None:
-    # No /metrics route on this app: 404 means the request got past authentication.
-    assert make_client(api_keys=KEY_A).get("/metrics").status_code == 404
+    open_metrics = make_client(api_keys=KEY_A).get("/metrics")
+    assert open_metrics.status_code == 200
+    assert "http_requests_total" in open_metrics.text
     guarded = make_client(api_keys=KEY_A, metrics_require_key=True)
     assert guarded.get("/metrics").status_code == 401
-    assert guarded.get("/metrics", headers=bearer(KEY_A)).status_code == 404
+    assert guarded.get("/metrics", headers=bearer(KEY_A)).status_code == 200
 
 
 def test_another_keys_prediction_is_not_found(secured: TestClient) -> None:
