@@ -116,7 +116,8 @@ def full_run(
                 served[name].url, placement, cfg.sweep, cfg.sweep_duration_s, cfg.p99_target_ms
             )
     # Counting needs a model slow enough that no job completes while its submit is counted.
-    counted = {**base, "MOCK_LATENCY_MS": str(COUNT_MODEL_S * 1000)}
+    # No queue sampling either: its once-a-second script would count against every build.
+    counted = {**base, "MOCK_LATENCY_MS": str(COUNT_MODEL_S * 1000), "QUEUE_SAMPLE_S": "0"}
     with fleet(placement, counted, tmp / "counts") as served:
         for name in ORDER:
             # A stream consumer runs the jobs in batches, one model call after another: the
