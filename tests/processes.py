@@ -90,3 +90,14 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 30) -> int:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     return process.returncode
+
+
+def iris_env(redis_url: str, artifact: Path) -> dict[str, str]:
+    """A service on the real model. Its own key prefix: two services with different models on
+    one Redis would otherwise share a job stream, and each would run the other's jobs."""
+    return {
+        "REDIS_URL": redis_url,
+        "MODEL": "iris",
+        "MODEL_PATH": str(artifact),
+        "KEY_PREFIX": "iris:",
+    }

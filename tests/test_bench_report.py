@@ -12,17 +12,7 @@ from bench.config import BenchConfig
 from bench.placement import default_placement
 from bench.report import write_report
 from bench.run import FIGURES, side_by_side
-from tests.tools import require
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.tools import CHROMIUM_FLAGS, require
 
 
 @pytest.fixture(scope="module")

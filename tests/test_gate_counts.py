@@ -15,7 +15,7 @@ import pytest
 from bench.gate import load_floors
 from bench.redis_counts import RedisCounter
 from service.embedded_redis import EmbeddedRedis
-from tests.processes import Served, serve
+from tests.processes import Served, iris_env, serve
 
 EXPECTED = load_floors()
 MOCK_BODY = b'{"input": "some_input_data"}'
@@ -62,12 +62,7 @@ def iris(
     tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis, iris_artifact: Path
 ) -> Iterator[Served]:
     """The real model: its answers, and so its response sizes, are deterministic."""
-    env = {
-        "REDIS_URL": redis_server.url,
-        "MODEL": "iris",
-        "MODEL_PATH": str(iris_artifact),
-        "KEY_PREFIX": "iris:",  # its consumers must not take the other service's jobs
-    }
+    env = iris_env(redis_server.url, iris_artifact)
     with serve(env, tmp_path_factory.mktemp("iris")) as served:
         yield served
 

@@ -9,7 +9,7 @@ import pytest
 
 from service.embedded_redis import EmbeddedRedis
 from tests.locust_runs import LoadtestRun, loadtest
-from tests.processes import Served, serve
+from tests.processes import Served, iris_env, serve
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +24,7 @@ def server(
 def iris_server(
     tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis, iris_artifact: Path
 ) -> Iterator[Served]:
-    # Its own key prefix: two services with different models on one Redis would otherwise
-    # share a job stream, and each would run the other's jobs with the wrong model.
-    env = {
-        "REDIS_URL": redis_server.url,
-        "MODEL": "iris",
-        "MODEL_PATH": str(iris_artifact),
-        "KEY_PREFIX": "iris:",
-    }
+    env = iris_env(redis_server.url, iris_artifact)
     with serve(env, tmp_path_factory.mktemp("served")) as served:
         yield served
 

@@ -16,16 +16,7 @@ import pytest
 from service.embedded_redis import free_port
 from tests.locust_runs import make_command
 from tests.processes import stop
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.tools import CHROMIUM_FLAGS
 
 
 def chromium() -> str:
@@ -78,7 +69,7 @@ def test_swarm_started_from_the_web_ui_counts_requests(tmp_path: Path) -> None:
         ui = f"http://127.0.0.1:{web_port}/"
         wait_for_ui(ui, process, log, timeout_s=90)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
             page = browser.new_page()
             page.goto(ui)
             assert page.input_value("input[name=host]") == f"http://127.0.0.1:{service_port}"

@@ -15,3 +15,16 @@ def require(tool: str, package: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+# Debian's Chromium, headless, as root, on a machine whose only network is loopback: without
+# the background-networking flags it keeps trying to reach outside hosts.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
