@@ -1,5 +1,6 @@
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,12 +11,15 @@ from fastapi.routing import APIRoute
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.backends import AsyncBackend, BackgroundBackend, StreamBackend
 from service.connections import create_redis
 from service.deps import Services
 from service.fast_paths import FastPaths
 from service.handlers import PredictionHandlers
+from service.http_metrics import HTTPMetrics
 from service.instrumentation import instrument
 from service.jobs import JobStore
 from service.keys import Keys
@@ -23,12 +27,17 @@ from service.limits import BodySizeLimit
 from service.metrics import BUFFER, flush_periodically
 from service.models import Model, instrumented, load_model
 from service.notifier import Notifier
-from service.responses import json_response, storage_unavailable, validation_error_body
+from service.responses import (
+    internal_error,
+    json_response,
+    storage_unavailable,
+    validation_error_body,
+)
 from service.routes import health
 from service.routes.predict import predict_router
-from service.schemas import INTERNAL_ERROR, prediction_models
+from service.schemas import prediction_models
 from service.security import add_security_middleware, document_security
-from service.security_headers import API_HEADERS
+from service.security_headers import API_HEADERS, SecurityHeaders
 from service.settings import Settings
 from service.worker import build_consumers
 
@@ -63,6 +72,46 @@ def create_backend(
     )
 
 
+class PredictionAPI(FastAPI):
+    """FastAPI, with POST /predict and GET /predict/{id} answered by the fast paths.
+
+    A request the fast paths recognise goes through the app's own middleware (the same list
+    FastAPI's stack is built from, so metrics, security headers, keys, rate limit and body
+    limit apply alike) straight to them, and never through FastAPI's per-request layers;
+    every other request, and every other scope, is FastAPI's.
+    """
+
+    fast_paths: FastPaths | None = None
+    _fast_stack: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_paths
+        if fast is not None and scope["type"] == "http" and fast.matches(scope):
+            stack = self._fast_stack
+            if stack is None:
+                # Built on first use, as Starlette builds its own stack: after every
+                # add_middleware call. At the edge, the fast paths do the middleware's work.
+                stack = fast
+                if fast.edge:
+                    _check_edge_duties(self.user_middleware)
+                else:
+                    for cls, args, kwargs in reversed(self.user_middleware):
+                        stack = cls(stack, *args, **kwargs)
+                self._fast_stack = stack
+            scope["app"] = self
+            await stack(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _check_edge_duties(middleware: list[Middleware]) -> None:
+    """At the edge, the fast paths answer without the middleware: only for those whose work
+    they do."""
+    others = {m.cls for m in middleware} - {HTTPMetrics, SecurityHeaders, BodySizeLimit}
+    if others:
+        raise RuntimeError(f"the fast paths would skip middleware {others}")
+
+
 def _route(router: APIRouter, path: str, method: str) -> APIRoute:
     return next(
         route
@@ -93,6 +142,9 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         notifier.start()
         backend.start()
         flusher = asyncio.create_task(flush_periodically()) if settings.metrics_enabled else None
+        # Everything made so far lives as long as the process: out of the collector's sight,
+        # its full collections no longer walk the framework, the model and the app.
+        gc.freeze()
         try:
             yield
         finally:
@@ -107,7 +159,7 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
                     await flusher
                 BUFFER.flush()  # what the consumers recorded as they finished
 
-    app = FastAPI(
+    app = PredictionAPI(
         # FastAPI's own OpenTelemetry hooks cost every request; the service's metrics are
         # Prometheus's (METRICS_ENABLED).
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -123,14 +175,19 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
     predictions = predict_router(handlers, result_model, settings)
     app.include_router(predictions)
     app.include_router(health.router)
-    # Added first, so innermost: every other middleware still sees the fast paths' requests.
     if settings.fast_paths:
-        app.add_middleware(
-            FastPaths,
-            handlers=handlers,
-            state=app.state,
-            predict_route=_route(predictions, "/predict", "POST"),
-            poll_route=_route(predictions, "/predict/{prediction_id}", "GET"),
+        app.fast_paths = FastPaths(
+            handlers,
+            app.state,
+            _route(predictions, "/predict", "POST"),
+            _route(predictions, "/predict/{prediction_id}", "GET"),
+            # Keys, the rate limit and CORS are middleware the fast paths go through; without
+            # them, the fast paths do the work of the middleware that is always on.
+            edge=not (
+                settings.api_key_list
+                or settings.rate_limit_per_s is not None
+                or settings.cors_origin_list
+            ),
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     add_security_middleware(app, settings)
@@ -155,7 +212,6 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
     async def unexpected_error(request: Request, exc: Exception) -> Response:
         # A bug: the traceback goes to the server's log (Starlette re-raises it after this),
         # never to the client. This runs outside the middleware, so it brings its headers.
-        headers = {name.decode(): value.decode() for name, value in API_HEADERS}
-        return json_response(500, {"error": INTERNAL_ERROR}, headers)
+        return internal_error({name.decode(): value.decode() for name, value in API_HEADERS})
 
     return app

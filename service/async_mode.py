@@ -1,4 +1,4 @@
-from starlette.datastructures import Headers
+from service.request_headers import HeaderLookup
 
 # The seed's clients send the literal `async_mode: true` (underscore), which FastAPI's Header()
 # would look up as `async-mode`; both spellings are read from the raw headers.
@@ -39,7 +39,7 @@ class InvalidAsyncModeError(ValueError):
     pass
 
 
-def async_mode_requested(headers: Headers) -> bool:
+def async_mode_requested(headers: HeaderLookup) -> bool:
     """The first spelling present decides; every value present must be valid."""
     requested: bool | None = None
     for name in HEADER_NAMES:

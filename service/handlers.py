@@ -4,14 +4,13 @@ FastAPI routes (which also make the OpenAPI document) and the fast paths both ca
 import contextlib
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID, uuid4
 
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.background import BackgroundTask
-from starlette.datastructures import Headers
-from starlette.responses import Response
 
 from service import metrics
 from service.async_mode import InvalidAsyncModeError, async_mode_requested
@@ -20,7 +19,13 @@ from service.deps import Services
 from service.jobs import Job
 from service.notifier import await_final, wait_until_final
 from service.prefer import preferred_wait_s
-from service.responses import json_response, pydantic_errors, validation_error_body
+from service.request_headers import PickedHeaders
+from service.responses import (
+    JSONBytesResponse,
+    json_response,
+    pydantic_errors,
+    validation_error_body,
+)
 from service.schemas import EXPIRED, FAILED, IDEMPOTENCY_CONFLICT, NOT_FOUND, STILL_PROCESSING
 from service.settings import Settings
 from service.status import JobStatus
@@ -29,7 +34,9 @@ from service.status import JobStatus
 IDEMPOTENCY_KEY = re.compile(r"[!-~](?:[ -~]*[!-~])?")
 
 
-def job_response(job: Job, settings: Settings, headers: dict[str, str] | None = None) -> Response:
+def job_response(
+    job: Job, settings: Settings, headers: dict[str, str] | None = None
+) -> JSONBytesResponse:
     """The seed's bodies for a stored job, with its id and state."""
     common = {"prediction_id": str(job.id), "status": job.status.value}
     if job.status is JobStatus.SUCCEEDED:
@@ -54,17 +61,19 @@ class PredictionHandlers:
     def __init__(self, request_model: type[BaseModel], settings: Settings) -> None:
         self.request_model = request_model
         self.settings = settings
+        self._validate_json = request_model.__pydantic_validator__.validate_json
 
     async def predict(
         self,
         services: Services,
-        headers: Headers,
+        raw_headers: Iterable[tuple[bytes, bytes]],
         body: bytes,
         root_path: str,
         owner: str | None,
-    ) -> Response:
+    ) -> JSONBytesResponse:
         """`owner` is the id of the API key that asks (None without keys): its job is its."""
-        settings, request_model = self.settings, self.request_model
+        settings = self.settings
+        headers = PickedHeaders(raw_headers)
         try:
             asynchronous = async_mode_requested(headers)
         except InvalidAsyncModeError as exc:
@@ -80,7 +89,8 @@ class PredictionHandlers:
                 {"error": f"Idempotency-Key must be 1 to {limit} printable ASCII characters."},
             )
         try:
-            parsed: Any = request_model.model_validate_json(body)
+            # The model's validator itself: model_validate_json is a Python wrapper around it.
+            parsed: Any = self._validate_json(body)
         except ValidationError as exc:
             return json_response(422, validation_error_body(pydantic_errors(exc), ("body",)))
         payload = parsed.input
@@ -136,7 +146,7 @@ class PredictionHandlers:
 
     async def poll(
         self, services: Services, prediction_id: UUID, wait: float | None, owner: str | None
-    ) -> Response:
+    ) -> JSONBytesResponse:
         if wait:
             with metrics.long_poll_waiting():
                 job = await wait_until_final(

@@ -16,17 +16,40 @@ UNROUTED: Final = "unrouted"
 METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+class RequestRecorder:
+    """Counts a request and observes its latency, labelled by route template, method and
+    status. The labelled children are cached, so a request costs a dict lookup rather than
+    prometheus_client's label handling; the values go to the metric buffer."""
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def record(self, scope: Scope, status: int, seconds: float) -> None:
+        route: str = getattr(scope.get("route"), "path_format", UNROUTED)
+        method = scope["method"]
+        if method not in METHODS:
+            method = "OTHER"
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                HTTP_REQUESTS.labels(route, method, str(status)),
+                HTTP_DURATION.labels(route, method),
+            )
+            self._children[key] = children
+        BUFFER.inc(children[0])
+        BUFFER.observe(children[1], seconds)
+
+
 class HTTPMetrics:
     """Records each request once, as the last byte of its response is sent.
 
-    The route label is the template of the route the router chose (`scope["route"]`). The
-    labelled children are cached, so a request costs a dict lookup rather than
-    prometheus_client's label handling.
+    The route label is the template of the route the router chose (`scope["route"]`).
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.recorder = RequestRecorder()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,39 +60,21 @@ class HTTPMetrics:
         done = False
         BUFFER.in_flight += 1
 
-        def finish() -> None:
-            nonlocal done
-            done = True
-            BUFFER.in_flight -= 1
-            counter, histogram = self._labelled(scope, status)
-            BUFFER.inc(counter)
-            BUFFER.observe(histogram, perf_counter() - start)
-
         async def send_and_record(message: Message) -> None:
-            nonlocal status
+            nonlocal status, done
             if message["type"] == "http.response.start":
                 status = message["status"]
             # Recorded as the last byte is handed over, not after: a client that has its answer
             # finds it counted. Background tasks run later; they are not the request's latency.
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                finish()
+                done = True
+                BUFFER.in_flight -= 1
+                self.recorder.record(scope, status, perf_counter() - start)
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_record)
         finally:
             if not done:
-                finish()
-
-    def _labelled(self, scope: Scope, status: int) -> tuple[Counter, Histogram]:
-        route: str = getattr(scope.get("route"), "path_format", UNROUTED)
-        method = scope["method"] if scope["method"] in METHODS else "OTHER"
-        key = (route, method, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                HTTP_REQUESTS.labels(route, method, str(status)),
-                HTTP_DURATION.labels(route, method),
-            )
-            self._children[key] = children
-        return children
+                BUFFER.in_flight -= 1
+                self.recorder.record(scope, status, perf_counter() - start)

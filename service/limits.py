@@ -9,6 +9,31 @@ def _too_large(max_bytes: int) -> str:
     return f"Request body is larger than the limit of {max_bytes} bytes (MAX_BODY_BYTES)."
 
 
+def declared_length_refusal(
+    headers: list[tuple[bytes, bytes]], max_bytes: int
+) -> tuple[int, str] | None:
+    """The status and message that refuse a request by its Content-Length, before its body
+    is read; None if it may be read."""
+    for name, value in headers:
+        if name == b"content-length":
+            if not value.isdigit():
+                return 400, "Content-Length must be a whole number."
+            if int(value) > max_bytes:
+                return 413, _too_large(max_bytes)
+            return None
+    return None
+
+
+def too_large(max_bytes: int) -> HTTPException:
+    """Raised while reading a body that has passed `max_bytes`: the app renders it."""
+    return HTTPException(413, _too_large(max_bytes))
+
+
+async def refuse(send: Send, status: int, message: str) -> None:
+    """Refuse a request before its body is read; the connection closes after the answer."""
+    await send_json(send, status, orjson.dumps({"error": message}), [(b"connection", b"close")])
+
+
 class BodySizeLimit:
     """Pure ASGI middleware: 413 for a body over `max_bytes`, decided while reading.
 
@@ -24,15 +49,10 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit():
-                    await self._refuse(send, 400, "Content-Length must be a whole number.")
-                    return
-                if int(value) > self.max_bytes:
-                    await self._refuse(send, 413, _too_large(self.max_bytes))
-                    return
-                break
+        refusal = declared_length_refusal(scope["headers"], self.max_bytes)
+        if refusal is not None:
+            await refuse(send, *refusal)
+            return
 
         received = 0
 
@@ -43,12 +63,7 @@ class BodySizeLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     # Raised inside the route, so the app's own handler renders the 413.
-                    raise HTTPException(413, _too_large(self.max_bytes))
+                    raise too_large(self.max_bytes)
             return message
 
         await self.app(scope, limited_receive, send)
-
-    @staticmethod
-    async def _refuse(send: Send, status: int, message: str) -> None:
-        body = orjson.dumps({"error": message})
-        await send_json(send, status, body, [(b"connection", b"close")])

@@ -211,8 +211,9 @@ def record_model(name: str, version: str) -> None:
 
 
 def observe_model_call(batch_size: int, seconds: float) -> None:
-    BUFFER.observe(MODEL_DURATION, seconds)
-    BUFFER.observe(BATCH_SIZE, batch_size)
+    observe = BUFFER.observe
+    observe(MODEL_DURATION, seconds)
+    observe(BATCH_SIZE, batch_size)
 
 
 def job_submitted() -> None:

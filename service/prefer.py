@@ -1,9 +1,9 @@
 """The `wait` preference of RFC 7240 (`Prefer: wait=5`), as a sync-with-fallback request."""
 
-from starlette.datastructures import Headers
+from service.request_headers import HeaderLookup
 
 
-def preferred_wait_s(headers: Headers, max_wait_s: float) -> float | None:
+def preferred_wait_s(headers: HeaderLookup, max_wait_s: float) -> float | None:
     """Seconds the client will wait for the result, capped at MAX_WAIT_S; None if it did not
     ask. Unknown or malformed preferences are ignored, as RFC 7240 asks."""
     for value in headers.getlist("prefer"):

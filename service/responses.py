@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from starlette.background import BackgroundTask
 from starlette.types import Send
 
-from service.schemas import STORAGE_UNAVAILABLE
+from service.schemas import INTERNAL_ERROR, STORAGE_UNAVAILABLE
 
 
 class JSONBytesResponse(Response):
@@ -26,7 +26,7 @@ class JSONBytesResponse(Response):
         self.body = body
         self.status_code = status
         self.background = background
-        raw = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+        raw = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
         if headers:
             raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         self.raw_headers = raw
@@ -37,7 +37,7 @@ def json_response(
     body: Any,
     headers: Mapping[str, str] | None = None,
     background: BackgroundTask | None = None,
-) -> Response:
+) -> JSONBytesResponse:
     return JSONBytesResponse(orjson.dumps(body), status, headers, background)
 
 
@@ -75,5 +75,10 @@ def pydantic_errors(exc: ValidationError) -> list[Any]:
     return exc.errors(include_url=False, include_input=False, include_context=False)
 
 
-def storage_unavailable(retry_after_s: int) -> Response:
+def storage_unavailable(retry_after_s: int) -> JSONBytesResponse:
     return json_response(503, {"error": STORAGE_UNAVAILABLE}, {"Retry-After": str(retry_after_s)})
+
+
+def internal_error(headers: Mapping[str, str] | None = None) -> JSONBytesResponse:
+    """A bug's answer: a generic 500; the traceback goes to the log only."""
+    return json_response(500, {"error": INTERNAL_ERROR}, headers)

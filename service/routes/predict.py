@@ -101,7 +101,7 @@ def predict_router(
     async def predict(request: Request, services: ServicesDep) -> Response:
         return await handlers.predict(
             services,
-            request.headers,
+            request.headers.raw,
             await request.body(),
             request.scope.get("root_path", ""),
             key_id_of(request.scope),
