@@ -12,7 +12,7 @@ PROMETHEUS_PORT ?= 9090
 
 export MODEL_PATH
 
-.PHONY: help venv run worker test bench gate lint fmt model lock locust loadtest prometheus up down clean
+.PHONY: help venv run worker test bench bench-settings gate lint fmt model lock locust loadtest prometheus up down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,9 @@ test: $(STAMP) ## Run the test suite (starts its own redis-server processes)
 
 bench: $(STAMP) $(MODEL_PATH) ## Micro-benchmarks and the side-by-side run of tuned/seed/bound; writes reports/<timestamp>/
 	$(BIN)/python -m bench run --model-path $(MODEL_PATH)
+
+bench-settings: $(STAMP) ## Measure the server settings (workers, keep-alive, backlog, concurrency limit, consumers, batch size) against their alternatives
+	$(BIN)/python -m bench settings $(if $(ONLY),--only "$(ONLY)")
 
 # The CI gate: a short side-by-side run, best of two rounds, against bench/gate.toml's floors.
 gate: export BENCH_DURATION ?= 3

@@ -1,4 +1,5 @@
-"""`python -m bench run` (what `make bench` does) and `python -m bench gate` (CI's gate).
+"""`python -m bench run` (what `make bench` does), `python -m bench gate` (CI's gate) and
+`python -m bench settings` (`make bench-settings`: the server settings, measured).
 
 Both write reports/<timestamp>/ and print a table; the gate then checks the committed floors.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from bench import gate
+from bench import gate, server_settings
 from bench.config import BenchConfig
 from bench.load import GeneratorSaturatedError, WrkMissingError, wrk_binary
 from bench.placement import default_placement
@@ -47,7 +48,8 @@ def micro_benchmarks(out: Path, cpus: frozenset[int]) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("command", choices=["run", "gate"])
+    parser.add_argument("command", choices=["run", "gate", "settings"])
+    parser.add_argument("--only", help="settings: the experiments whose setting names this")
     parser.add_argument("--model-path", type=Path, default=Path("artifacts/iris.joblib"))
     args = parser.parse_args(argv)
     cfg = BenchConfig()
@@ -59,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     placement = default_placement()
     out = cfg.reports_dir / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
+    if args.command == "settings":
+        measured = server_settings.run(cfg, placement, args.only)
+        print(f"settings: {server_settings.write(out, measured)}")
+        return 0
     full = args.command == "run"
     micro = micro_benchmarks(out, placement.server_cpus) if full and cfg.micro else None
     try:

@@ -3,6 +3,7 @@ from typing import Any, ClassVar
 from uvicorn_worker import UvicornWorker
 
 from service.http_limits import HeadLimits, limited_protocol
+from service.settings import Settings
 
 
 class Worker(UvicornWorker):  # type: ignore[misc]
@@ -28,3 +29,4 @@ class Worker(UvicornWorker):  # type: ignore[misc]
             self.cfg.limit_request_field_size,
         )
         self.config.http = limited_protocol(limits)
+        self.config.limit_concurrency = Settings().limit_concurrency

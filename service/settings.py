@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     redis_socket_timeout_s: float = Field(2.0, gt=0)
     redis_max_connections: int = Field(64, ge=1)
     redis_autopipeline: bool = True
+    # uvicorn's limit on open connections plus running requests per worker, past which it
+    # answers 503 (None: no limit; `make bench-settings` measures why that is the default).
+    limit_concurrency: int | None = Field(None, ge=1)
     fast_paths: bool = True
     redis_server_bin: Path | None = None
     data_dir: Path = Path(".data")

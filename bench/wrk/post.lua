@@ -6,6 +6,9 @@ wrk.method = "POST"
 wrk.path = "/predict"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = os.getenv("BENCH_BODY")
+if os.getenv("BENCH_CLOSE") == "true" then
+  wrk.headers["Connection"] = "close"  -- a new connection for every request
+end
 if os.getenv("BENCH_ASYNC") == "true" then
   wrk.headers["async_mode"] = "true"
 end
