@@ -49,6 +49,16 @@ def fleet(
 
 
 COUNT_MODEL_S = 2.0
+# The tuned build's idle stream consumer repeats its blocking read every WORKER_BLOCK_MS and looks
+# for stale jobs every CLAIM_IDLE_MS / 2. A count runs for about a minute (its 20 sync requests
+# on the 2 s model alone take 40 s), so both are made longer, and neither lands in a count; a
+# new job still wakes the blocked read at once. The block is capped at half the Redis socket
+# timeout (service/settings.py), so that goes up too.
+QUIET_CONSUMER = {
+    "WORKER_BLOCK_MS": "120000",
+    "REDIS_SOCKET_TIMEOUT_S": "300",
+    "CLAIM_IDLE_MS": "600000",
+}
 
 
 def _best(rounds: list[dict[str, Any]], key: str) -> dict[str, Any]:
@@ -115,16 +125,16 @@ def full_run(
             builds[name]["sweep"] = sweep(
                 served[name].url, placement, cfg.sweep, cfg.sweep_duration_s, cfg.p99_target_ms
             )
-    # Counting needs a model slow enough that no job completes while its submit is counted.
-    # No queue sampling either: its once-a-second script would count against every build.
+    # Counting needs a model slow enough that no job completes while its submit is counted, and
+    # one build at a time on the Redis: another build's background commands would count too.
+    # No queue sampling either: its once-a-second script would land in the counts.
     counted = {**base, "MOCK_LATENCY_MS": str(COUNT_MODEL_S * 1000), "QUEUE_SAMPLE_S": "0"}
-    with fleet(placement, counted, tmp / "counts") as served:
-        for name in ORDER:
+    for name in ORDER:
+        env = {**counted, **QUIET_CONSUMER} if name == "tuned" else counted
+        with started(BUILDS[name], placement, env, tmp / "counts" / name) as alone:
             # A stream consumer runs the jobs in batches, one model call after another: the
             # first job alone, the rest in the next call. Two calls, and a margin, settle it.
-            builds[name]["redis_work"] = redis_work(
-                served[name].url, redis_url, 2 * COUNT_MODEL_S + 1
-            )
+            builds[name]["redis_work"] = redis_work(alone.url, redis_url, 2 * COUNT_MODEL_S + 1)
     slow = {**base, "MOCK_LATENCY_MS": str(cfg.ttr_model_ms)}
     with fleet(placement, slow, tmp / "ttr") as served:
         for name in ORDER:
