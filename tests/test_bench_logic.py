@@ -1,11 +1,12 @@
 """The harness's decisions, on inputs made here: the knee, a saturated generator, the polling
-strategies, the gate's verdict."""
+strategies, the gate's verdict and the fixed-rate load."""
 
 import pytest
 
 from bench.gate import check
 from bench.knee import SweepPoint, find_knee
 from bench.load import LoadResult
+from bench.run import knee_load
 from bench.time_to_result import Strategy
 
 
@@ -46,3 +47,13 @@ def test_gate_fails_a_figure_below_its_floor() -> None:
     verdict = check(ratios, {"ratio_to_seed_floor": {"sync rps": 1.2, "poll rps": 1.0}})
     assert not verdict["passed"]
     assert [row["ok"] for row in verdict["rows"]] == [True, False]
+
+
+def test_fixed_rate_load_is_a_share_of_the_knee_or_of_the_best_rps_without_one() -> None:
+    points = [{"connections": 1, "rps": 900.0, "p99_ms": 10.0},
+              {"connections": 4, "rps": 1000.0, "p99_ms": 40.0}]  # fmt: skip
+    with_knee = {"p99_target_ms": 25.0, "points": points, "knee": points[0]}
+    assert knee_load(with_knee, "seed")[0] == pytest.approx(630)
+    rate, basis = knee_load({**with_knee, "knee": None}, "seed")
+    assert rate == pytest.approx(700)
+    assert "no knee" in basis
