@@ -191,6 +191,17 @@ def _models(results: dict[str, Any]) -> str:
     return _table(["model", *ORDER, "tuned / seed", "tuned / bound"], rows, "models") + chart
 
 
+def _bars(results: dict[str, Any]) -> str:
+    rows = [
+        [escape(b["bar"]), escape(b["measured"]), escape(b["target"]), escape(b["verdict"])]
+        for b in results["bars"]
+    ]
+    return (
+        "<p>Every figure from this one run; ratios are to the references measured side by side."
+        "</p>" + _table(["bar", "measured", "target", "verdict"], rows, "bars")
+    )
+
+
 def _fixed_rate(results: dict[str, Any]) -> str:
     fixed = results.get("fixed_rate")
     if fixed is None:
@@ -312,6 +323,7 @@ def render_html(results: dict[str, Any], micro: dict[str, Any] | None) -> str:
 {escape(meta["wrk"])}, one thread, {meta["config"]["connections"]} connections unless said.
 Ratios are measured side by side in this run; absolute figures drift with the machine.</p>
 <ul>{builds}</ul>
+<h2>Bars</h2>{_bars(results)}
 {_gate(results)}
 <h2>Builds side by side</h2>{_side_by_side(results)}
 <h2>Latency percentiles</h2>{_latency(results)}
@@ -346,6 +358,9 @@ def write_report(out: Path, results: dict[str, Any], micro: dict[str, Any] | Non
 
 def print_table(results: dict[str, Any], out: Path) -> None:
     builds, ratios = results["builds"], results["ratios"]
+    print("\nbars:")
+    for bar in results["bars"]:
+        print(f"  {bar['verdict']:12} {bar['bar']}: {bar['measured']} (target {bar['target']})")
     print(f"\n{'figure':28} {'tuned':>9} {'seed':>9} {'bound':>9} {'/seed':>7} {'/bound':>7}")
     for figure in FIGURES:
         values = " ".join(f"{_figure(builds[n], figure):9,.0f}" for n in ORDER)

@@ -10,6 +10,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.bars import bars
 from bench.builds import BUILDS, ORDER, BuildName, started
 from bench.config import BenchConfig
 from bench.load import wrk_binary
@@ -267,6 +268,7 @@ def side_by_side(
             else:
                 builds = throughput(cfg, placement, redis_server.url, tmp)
                 results = {"builds": builds, "ratios": ratios(builds)}
+    results["bars"] = bars(results)
     wrk = subprocess.run([wrk_binary(), "--version"], capture_output=True, text=True, check=False)
     results["meta"] = {
         "command": "make bench" if full else "make gate",
