@@ -1,5 +1,7 @@
 """A side-by-side run: the three builds started together on the server core, each figure
-measured for tuned, seed and bound back to back, so that they share the machine's conditions."""
+measured for tuned, seed and bound back to back, so that they share the machine's conditions.
+Two exceptions: the 2-worker scaling runs spread over every core, and Redis work is counted with
+one build at a time on the Redis."""
 
 import os
 import subprocess
@@ -142,7 +144,8 @@ def fixed_rate_latency(
     builds: Mapping[BuildName, Mapping[str, Any]],
     served: Mapping[BuildName, Served],
 ) -> dict[str, Any]:
-    """All three builds at one load the seed can carry, then the tuned build at its own."""
+    """All three builds at one load, a share of the seed's knee; then the tuned build at the
+    same share of its own knee."""
     rate, basis = knee_load(builds["seed"]["sweep"], "seed")
     at_seed_load = {
         name: fixed_rate(
