@@ -22,11 +22,13 @@ class Build:
 
 
 def _uvicorn(app: str) -> tuple[str, ...]:
-    # One uvicorn process on the PORT that `serve` picks (uvicorn's CLI reads UVICORN_PORT).
+    # uvicorn on the PORT that `serve` picks (uvicorn's CLI reads UVICORN_PORT), with
+    # WEB_CONCURRENCY workers as the tuned build has (`started` makes it 1 unless told).
     return (
         str(BIN / "python"), "-c",
         "import os, uvicorn; uvicorn.run("
-        f"'{app}', host='127.0.0.1', port=int(os.environ['PORT']), workers=1, "
+        f"'{app}', host='127.0.0.1', port=int(os.environ['PORT']), "
+        "workers=int(os.environ.get('WEB_CONCURRENCY', '1')), "
         "loop='uvloop', http='httptools', log_level='warning', access_log=False)",
     )  # fmt: skip
 
@@ -39,7 +41,7 @@ BUILDS: dict[BuildName, Build] = {
     ),
     "seed": Build(
         "seed",
-        "FastAPI, sync redis-py in def routes, BackgroundTasks, 1 uvicorn worker",
+        "FastAPI, sync redis-py in def routes, BackgroundTasks, 1 uvicorn worker unless said",
         _uvicorn("bench.apps.seed:app"),
     ),
     "bound": Build(

@@ -25,6 +25,9 @@ class BenchConfig(BaseSettings):
         "poll:250ms",
         "longpoll:2s",
     )
+    fixed_rate_duration_s: float = Field(5.0, gt=0)
+    fixed_rate_connections: int = Field(256, ge=1)
+    scaling_connections: int = Field(64, ge=1)
     model_runs: Annotated[tuple[str, ...], NoDecode] = ("MOCK_LATENCY_MS=20", "MOCK_CPU_MS=1")
     iris: bool = True
     micro: bool = True

@@ -14,20 +14,31 @@ class Placement:
     def pinned(self) -> bool:
         return bool(self.server_cpus) and not self.server_cpus & self.load_cpus
 
+    # A child inherits the harness's affinity (the load cores), so a set of cores is always
+    # given explicitly: with `shared`, the server and wrk get every core.
     def server_command(self, command: list[str]) -> list[str]:
-        return _taskset(self.server_cpus, command) if self.pinned else command
+        return _taskset(self.server_cpus, command) if self.server_cpus else command
 
     def load_command(self, command: list[str]) -> list[str]:
-        return _taskset(self.load_cpus, command) if self.pinned else command
+        return _taskset(self.load_cpus, command) if self.server_cpus else command
 
     def pin_load(self, pid: int) -> None:
         """Move a running process (Redis, this harness) to the load generator's cores."""
-        if self.pinned:
+        if self.server_cpus:
             os.sched_setaffinity(pid, self.load_cpus)
 
+    def shared(self) -> "Placement":
+        """No pinning: server, load generator and Redis all on every core."""
+        everything = self.server_cpus | self.load_cpus
+        return Placement(everything, everything)
+
     def describe(self) -> str:
-        if not self.pinned:
+        if not self.server_cpus:
             return "not pinned (fewer than 2 cores available): server and load share the CPU"
+        if not self.pinned:
+            return (
+                f"not pinned: server, load generator and Redis share CPU {sorted(self.server_cpus)}"
+            )
         return (
             f"server on CPU {sorted(self.server_cpus)}, "
             f"load generator and Redis on CPU {sorted(self.load_cpus)}"

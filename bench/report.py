@@ -191,6 +191,85 @@ def _models(results: dict[str, Any]) -> str:
     return _table(["model", *ORDER, "tuned / seed", "tuned / bound"], rows, "models") + chart
 
 
+def _bars(results: dict[str, Any]) -> str:
+    rows = [
+        [escape(b["bar"]), escape(b["measured"]), escape(b["target"]), escape(b["verdict"])]
+        for b in results["bars"]
+    ]
+    return (
+        "<p>Every figure from this one run; ratios are to the references measured side by side."
+        "</p>" + _table(["bar", "measured", "target", "verdict"], rows, "bars")
+    )
+
+
+def _fixed_rate(results: dict[str, Any]) -> str:
+    fixed = results.get("fixed_rate")
+    if fixed is None:
+        return "<p>Not part of this run.</p>"
+    head = ["load", "build", *(f"p{q:g} ms" for q in PERCENTILES), "max ms"]
+    head += ["achieved rps", "errors", "connections"]
+
+    def row(load: str, build: str, m: dict[str, Any]) -> list[str]:
+        errors = ", ".join(f"{k}: {v}" for k, v in m["errors"].items()) or "none"
+        return [
+            load,
+            build,
+            *(_fmt(m[key], 1) for key in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")),
+            _fmt(m["achieved_rate"]),
+            escape(errors),
+            str(m["connections"]),
+        ]
+
+    shared = f"{_fmt(fixed['rate'])} rps"
+    rows = [row(shared, n, fixed["builds"][n]) for n in ORDER]
+    own = fixed["tuned_own_knee"]
+    rows.append(row(f"{_fmt(own['rate'])} rps", "tuned (own knee)", own))
+    seconds = results["meta"]["config"]["fixed_rate_duration_s"]
+    chart = svg.grouped_bars(
+        f"Sync latency at a fixed {_fmt(fixed['rate'])} rps, open loop",
+        "ms",
+        [f"p{q:g}" for q in PERCENTILES],
+        {
+            n: [fixed["builds"][n][k] for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms")]
+            for n in ORDER
+        },
+    )
+    note = (
+        f"<p>Sync <code>POST /predict</code> sent on a fixed schedule for {seconds:g} s whatever "
+        "the server does (open loop), each latency counted from the request's scheduled time, "
+        f"so a stall shows. Shared load: {escape(fixed['basis'])}, the same for every build. "
+        f"Informational: the tuned build at {escape(own['basis'])}.</p>"
+    )
+    return note + _table(head, rows, "fixed-rate") + chart
+
+
+def _scaling(results: dict[str, Any]) -> str:
+    scaling = results.get("scaling")
+    if scaling is None:
+        return "<p>Not part of this run.</p>"
+    rows = []
+    for name, build in scaling["builds"].items():
+        one, two = build["workers"]["1"], build["workers"]["2"]
+        rows.append(
+            [
+                name,
+                _fmt(one["rps"]),
+                _fmt(two["rps"]),
+                _fmt(build["factor"], 2) + "x",
+                f"{one['generator_cpu']:.0%} / {two['generator_cpu']:.0%}",
+                f"{_fmt(one['p99_ms'], 1)} / {_fmt(two['p99_ms'], 1)}",
+            ]
+        )
+    note = (
+        f"<p>Sync rps with <code>WEB_CONCURRENCY</code> 1 and 2, {scaling['connections']} wrk "
+        f"connections; {escape(scaling['placement'])}, so wrk competes with the servers: its "
+        "CPU use (a core's worth per second of run) is shown next to each figure, and the "
+        "saturated-generator check does not apply.</p>"
+    )
+    head = ["build", "1 worker rps", "2 workers rps", "factor", "wrk CPU 1 / 2"]
+    return note + _table([*head, "p99 ms 1 / 2"], rows, "scaling")
+
+
 def _micro(micro: dict[str, Any] | None) -> str:
     if micro is None:
         return "<p>Not part of this run.</p>"
@@ -244,10 +323,13 @@ def render_html(results: dict[str, Any], micro: dict[str, Any] | None) -> str:
 {escape(meta["wrk"])}, one thread, {meta["config"]["connections"]} connections unless said.
 Ratios are measured side by side in this run; absolute figures drift with the machine.</p>
 <ul>{builds}</ul>
+<h2>Bars</h2>{_bars(results)}
 {_gate(results)}
 <h2>Builds side by side</h2>{_side_by_side(results)}
 <h2>Latency percentiles</h2>{_latency(results)}
 <h2>Throughput vs concurrency</h2>{_sweep(results)}
+<h2>Latency at a fixed rate (open loop)</h2>{_fixed_rate(results)}
+<h2>Scaling with 2 workers</h2>{_scaling(results)}
 <h2>Time to result by polling strategy</h2>{_time_to_result(results)}
 <h2>Redis work per API request</h2>{_redis_work(results)}
 <h2>Model emulation and the real model</h2>{_models(results)}
@@ -276,6 +358,9 @@ def write_report(out: Path, results: dict[str, Any], micro: dict[str, Any] | Non
 
 def print_table(results: dict[str, Any], out: Path) -> None:
     builds, ratios = results["builds"], results["ratios"]
+    print("\nbars:")
+    for bar in results["bars"]:
+        print(f"  {bar['verdict']:12} {bar['bar']}: {bar['measured']} (target {bar['target']})")
     print(f"\n{'figure':28} {'tuned':>9} {'seed':>9} {'bound':>9} {'/seed':>7} {'/bound':>7}")
     for figure in FIGURES:
         values = " ".join(f"{_figure(builds[n], figure):9,.0f}" for n in ORDER)
@@ -300,6 +385,27 @@ def print_table(results: dict[str, Any], out: Path) -> None:
                     else f"{n} not supported"
                 )
             print(f"  {t['strategy']:22} " + "; ".join(cells))
+    if "fixed_rate" in results:
+        fixed = results["fixed_rate"]
+        latencies = "; ".join(
+            f"{n} {fixed['builds'][n]['p50_ms']:.1f}/{fixed['builds'][n]['p99_ms']:.1f}"
+            for n in ORDER
+        )
+        print(f"fixed rate {fixed['rate']:,.0f} rps, p50/p99 ms: {latencies}")
+        own = fixed["tuned_own_knee"]
+        print(
+            f"fixed rate {own['rate']:,.0f} rps (tuned's own knee), tuned p50/p99 ms: "
+            f"{own['p50_ms']:.1f}/{own['p99_ms']:.1f}"
+        )
+    if "scaling" in results:
+        scaling = results["scaling"]
+        for name, build in scaling["builds"].items():
+            one, two = build["workers"]["1"], build["workers"]["2"]
+            print(
+                f"scaling {name:6} {one['rps']:8,.0f} -> {two['rps']:8,.0f} rps "
+                f"({build['factor']:.2f}x; wrk CPU {one['generator_cpu']:.0%} / "
+                f"{two['generator_cpu']:.0%}; {scaling['connections']} connections, unpinned)"
+            )
     if "gate" in results:
         for row in results["gate"]["rows"]:
             verdict = "ok" if row["ok"] else "FAIL"

@@ -1,5 +1,7 @@
 """A side-by-side run: the three builds started together on the server core, each figure
-measured for tuned, seed and bound back to back, so that they share the machine's conditions."""
+measured for tuned, seed and bound back to back, so that they share the machine's conditions.
+Two exceptions: the 2-worker scaling runs spread over every core, and Redis work is counted with
+one build at a time on the Redis."""
 
 import os
 import subprocess
@@ -10,6 +12,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.bars import bars
 from bench.builds import BUILDS, ORDER, BuildName, started
 from bench.config import BenchConfig
 from bench.load import wrk_binary
@@ -19,6 +22,7 @@ from bench.scenarios import (
     MOCK_BODY,
     async_load,
     finished_ids,
+    fixed_rate,
     poll_load,
     redis_work,
     sweep,
@@ -49,6 +53,19 @@ def fleet(
 
 
 COUNT_MODEL_S = 2.0
+# The tuned build's idle stream consumer repeats its blocking read every WORKER_BLOCK_MS and looks
+# for stale jobs every CLAIM_IDLE_MS / 2. A count runs for about a minute (its 20 sync requests
+# on the 2 s model alone take 40 s), so both are made longer, and neither lands in a count; a
+# new job still wakes the blocked read at once. The block is capped at half the Redis socket
+# timeout (service/settings.py), so that goes up too.
+QUIET_CONSUMER = {
+    "WORKER_BLOCK_MS": "120000",
+    "REDIS_SOCKET_TIMEOUT_S": "300",
+    "CLAIM_IDLE_MS": "600000",
+}
+# The fixed-rate latency bar's load: this share of a knee (the issue's "70% of the knee load").
+KNEE_SHARE = 0.7
+SCALED_BUILDS: tuple[BuildName, ...] = ("tuned", "seed")
 
 
 def _best(rounds: list[dict[str, Any]], key: str) -> dict[str, Any]:
@@ -105,8 +122,90 @@ def _env_pairs(spec: str) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in spec.split())
 
 
+def knee_load(sweep_result: Mapping[str, Any], build: str) -> tuple[float, str]:
+    """KNEE_SHARE of a build's knee rps, and what that load is; with no knee, of its best
+    sweep rps."""
+    knee = sweep_result["knee"]
+    share = f"{KNEE_SHARE:.0%}"
+    if knee is not None:
+        return KNEE_SHARE * knee["rps"], (
+            f"{share} of the {build} build's knee ({knee['rps']:,.0f} rps at "
+            f"{knee['connections']} connections)"
+        )
+    best = max(p["rps"] for p in sweep_result["points"])
+    return KNEE_SHARE * best, (
+        f"the {build} build has no knee (no sweep level kept p99 under "
+        f"{sweep_result['p99_target_ms']:g} ms): {share} of its best sweep rps ({best:,.0f})"
+    )
+
+
+def fixed_rate_latency(
+    cfg: BenchConfig,
+    builds: Mapping[BuildName, Mapping[str, Any]],
+    served: Mapping[BuildName, Served],
+) -> dict[str, Any]:
+    """All three builds at one load, a share of the seed's knee; then the tuned build at the
+    same share of its own knee."""
+    rate, basis = knee_load(builds["seed"]["sweep"], "seed")
+    at_seed_load = {
+        name: fixed_rate(
+            served[name].url, rate, cfg.fixed_rate_duration_s, cfg.fixed_rate_connections
+        )
+        for name in ORDER
+    }
+    own_rate, own_basis = knee_load(builds["tuned"]["sweep"], "tuned")
+    return {
+        "rate": rate,
+        "basis": basis,
+        "builds": at_seed_load,
+        "tuned_own_knee": {
+            "rate": own_rate,
+            "basis": own_basis,
+            **fixed_rate(
+                served["tuned"].url,
+                own_rate,
+                cfg.fixed_rate_duration_s,
+                cfg.fixed_rate_connections,
+            ),
+        },
+    }
+
+
+def scaling(
+    cfg: BenchConfig, placement: Placement, redis_url: str, redis_pid: int, tmp: Path
+) -> dict[str, Any]:
+    """Sync throughput with 1 and 2 workers, nothing pinned: server, wrk and Redis share every
+    core, as a 2-worker deployment on this machine would."""
+    shared = placement.shared()
+    shared.pin_load(redis_pid)
+    out: dict[str, Any] = {
+        "connections": cfg.scaling_connections,
+        "placement": shared.describe(),
+        "builds": {},
+    }
+    try:
+        for name in SCALED_BUILDS:
+            runs = {}
+            for workers in (1, 2):
+                env = {"REDIS_URL": redis_url, "WEB_CONCURRENCY": str(workers)}
+                with started(BUILDS[name], shared, env, tmp / "scaling" / name) as served:
+                    # Ready means one worker answers; a second of load lets every worker start.
+                    sync_load(served.url, shared, cfg.scaling_connections, 1)
+                    load = sync_load(served.url, shared, cfg.scaling_connections, cfg.duration)
+                runs[str(workers)] = load.as_dict()
+            out["builds"][name] = {"workers": runs, "factor": runs["2"]["rps"] / runs["1"]["rps"]}
+    finally:
+        placement.pin_load(redis_pid)
+    return out
+
+
 def full_run(
-    cfg: BenchConfig, placement: Placement, redis_url: str, tmp: Path, model_path: Path
+    cfg: BenchConfig,
+    placement: Placement,
+    redis_url: str,
+    redis_pid: int,
+    tmp: Path,
+    model_path: Path,
 ) -> dict[str, Any]:
     builds: dict[BuildName, dict[str, Any]] = dict(throughput(cfg, placement, redis_url, tmp))
     base = {"REDIS_URL": redis_url}
@@ -115,16 +214,18 @@ def full_run(
             builds[name]["sweep"] = sweep(
                 served[name].url, placement, cfg.sweep, cfg.sweep_duration_s, cfg.p99_target_ms
             )
-    # Counting needs a model slow enough that no job completes while its submit is counted.
-    # No queue sampling either: its once-a-second script would count against every build.
+        latency = fixed_rate_latency(cfg, builds, served)
+    scaled = scaling(cfg, placement, redis_url, redis_pid, tmp)
+    # Counting needs a model slow enough that no job completes while its submit is counted, and
+    # one build at a time on the Redis: another build's background commands would count too.
+    # No queue sampling either: its once-a-second script would land in the counts.
     counted = {**base, "MOCK_LATENCY_MS": str(COUNT_MODEL_S * 1000), "QUEUE_SAMPLE_S": "0"}
-    with fleet(placement, counted, tmp / "counts") as served:
-        for name in ORDER:
+    for name in ORDER:
+        env = {**counted, **QUIET_CONSUMER} if name == "tuned" else counted
+        with started(BUILDS[name], placement, env, tmp / "counts" / name) as alone:
             # A stream consumer runs the jobs in batches, one model call after another: the
             # first job alone, the rest in the next call. Two calls, and a margin, settle it.
-            builds[name]["redis_work"] = redis_work(
-                served[name].url, redis_url, 2 * COUNT_MODEL_S + 1
-            )
+            builds[name]["redis_work"] = redis_work(alone.url, redis_url, 2 * COUNT_MODEL_S + 1)
     slow = {**base, "MOCK_LATENCY_MS": str(cfg.ttr_model_ms)}
     with fleet(placement, slow, tmp / "ttr") as served:
         for name in ORDER:
@@ -143,7 +244,12 @@ def full_run(
             for name in ORDER:
                 load = sync_load(served[name].url, placement, cfg.connections, cfg.duration, body)
                 builds[name]["models"][label] = load.as_dict()
-    return {"builds": builds, "ratios": ratios(builds)}
+    return {
+        "builds": builds,
+        "ratios": ratios(builds),
+        "fixed_rate": latency,
+        "scaling": scaled,
+    }
 
 
 def side_by_side(
@@ -159,10 +265,13 @@ def side_by_side(
             assert redis_server.process is not None
             placement.pin_load(redis_server.process.pid)
             if full:
-                results = full_run(cfg, placement, redis_server.url, tmp, model_path)
+                results = full_run(
+                    cfg, placement, redis_server.url, redis_server.process.pid, tmp, model_path
+                )
             else:
                 builds = throughput(cfg, placement, redis_server.url, tmp)
                 results = {"builds": builds, "ratios": ratios(builds)}
+    results["bars"] = bars(results)
     wrk = subprocess.run([wrk_binary(), "--version"], capture_output=True, text=True, check=False)
     results["meta"] = {
         "command": "make bench" if full else "make gate",

@@ -1,6 +1,6 @@
 """One measurement each, against one started build: wrk for throughput, the job hashes in Redis
-for completions, sequential requests for Redis work per request, the open-loop client for time to
-result."""
+for completions, sequential requests for Redis work per request, the open-loop clients for
+latency at a fixed rate and for time to result."""
 
 import time
 from dataclasses import asdict
@@ -14,6 +14,7 @@ import uvloop
 from bench.apps.contract import JOB_KEY_PREFIX
 from bench.knee import SweepPoint, find_knee
 from bench.load import LoadResult, run_wrk
+from bench.open_loop import measure as measure_fixed_rate
 from bench.placement import Placement
 from bench.redis_counts import RedisCounter
 from bench.time_to_result import Strategy, measure
@@ -131,6 +132,20 @@ def sweep(
         if knee is None
         else {"connections": knee.connections, "rps": knee.rps, "p99_ms": knee.p99_ms},
     }
+
+
+def fixed_rate(url: str, rate: float, duration_s: float, connections: int) -> dict[str, Any]:
+    """Sync POST /predict latency at `rate` requests/s, open loop (bench/open_loop.py)."""
+    result = uvloop.run(
+        measure_fixed_rate(
+            url,
+            rate_per_s=rate,
+            duration_s=duration_s,
+            body=MOCK_BODY.encode(),
+            max_connections=connections,
+        )
+    )
+    return result.as_dict()
 
 
 def redis_work(url: str, redis_url: str, settle_s: float, requests: int = 20) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 writes it, and the page checked the way a person sees it: in headless Chromium."""
 
 import subprocess
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,19 @@ def test_chromium_shows_the_three_builds_side_by_side(
     for figure in FIGURES:
         ratio = results["ratios"][figure]["vs_seed"]
         assert f"{ratio:,.2f}x" in dom
+
+
+def test_chromium_shows_the_bars_first(report: tuple[Path, dict[str, Any]]) -> None:
+    page, results = report
+    dumped = chromium("--dump-dom", page.as_uri())
+    assert dumped.returncode == 0, dumped.stderr
+    dom = dumped.stdout
+    assert dom.index('<table class="bars">') < dom.index('<table class="side-by-side">')
+    bars = dom.split('<table class="bars">')[1].split("</table>")[0]
+    for bar in results["bars"]:
+        assert f"<td>{escape(bar['bar'], quote=False)}</td>" in bars
+        assert f"<td>{escape(bar['verdict'], quote=False)}</td>" in bars
+    assert "not measured" in bars  # a gate run has no scaling or fixed-rate scenario
 
 
 def test_chromium_renders_the_page(report: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
