@@ -41,11 +41,14 @@ class _HeadTooLargeError(Exception):
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """The URL, header count and header sizes are checked once the head is parsed (one check
+    per request, not a Python call per header); the bytes of a head still being read are
+    counted as they arrive, so a head that never ends is cut off at `HeadLimits.head_bytes`."""
+
     limits: ClassVar[HeadLimits] = HeadLimits()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_bytes = 0
-        self._fields = 0
         self._reading_head = True
         self._refusal: tuple[int, str] | None = None
         super().connection_made(transport)
@@ -59,25 +62,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 return
         super().data_received(data)
 
-    def on_message_begin(self) -> None:
-        self._fields = 0
-        super().on_message_begin()
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        if len(self.url) > self.limits.request_line:
-            self._refuse(414, f"The URL is longer than {self.limits.request_line} bytes.")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields += 1
-        if self._fields > self.limits.fields:
-            self._refuse(431, f"More than {self.limits.fields} headers.")
-        if len(name) + len(value) + 2 > self.limits.field_size:
-            self._refuse(431, f"A header is longer than {self.limits.field_size} bytes.")
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._reading_head = False
+        limits = self.limits
+        if len(self.url) > limits.request_line:
+            self._refuse(414, f"The URL is longer than {limits.request_line} bytes.")
+        if len(self.headers) > limits.fields:
+            self._refuse(431, f"More than {limits.fields} headers.")
+        for name, value in self.headers:
+            if len(name) + len(value) + 2 > limits.field_size:
+                self._refuse(431, f"A header is longer than {limits.field_size} bytes.")
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
