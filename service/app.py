@@ -138,7 +138,9 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         )
         notifier = Notifier(redis, keys.done_channel)
         backend = create_backend(settings, redis, store, keys, model)
-        app.state.services = Services(settings, redis, store, model, backend, notifier)
+        app.state.services = services = Services(settings, redis, store, model, backend, notifier)
+        if isinstance(app, PredictionAPI) and app.fast_paths is not None:
+            app.fast_paths.services = services
         notifier.start()
         backend.start()
         flusher = asyncio.create_task(flush_periodically()) if settings.metrics_enabled else None
@@ -178,7 +180,6 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
     if settings.fast_paths:
         app.fast_paths = FastPaths(
             handlers,
-            app.state,
             _route(predictions, "/predict", "POST"),
             _route(predictions, "/predict/{prediction_id}", "GET"),
             # Keys, the rate limit and CORS are middleware the fast paths go through; without

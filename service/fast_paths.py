@@ -22,12 +22,12 @@ from typing import Any
 from uuid import UUID
 
 from redis.exceptions import RedisError
-from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from service.auth import key_id_of
+from service.deps import Services
 from service.handlers import PredictionHandlers
 from service.http_metrics import RequestRecorder
 from service.limits import declared_length_refusal, refuse, too_large
@@ -51,14 +51,15 @@ class FastPaths:
     def __init__(
         self,
         handlers: PredictionHandlers,
-        state: State,
         predict_route: BaseRoute,
         poll_route: BaseRoute,
         *,
         edge: bool = False,
     ) -> None:
         self.handlers = handlers
-        self.state = state
+        # Set by the app's lifespan, with app.state.services: Starlette's State finds its
+        # attributes only after a failed lookup, an exception raised on every request.
+        self.services: Services | None = None
         self.predict_route = predict_route
         self.poll_route = poll_route
         self.edge = edge
@@ -116,7 +117,9 @@ class FastPaths:
     async def _answer(
         self, scope: Scope, receive: Receive, max_body_bytes: int | None
     ) -> JSONBytesResponse:
-        services, owner = self.state.services, key_id_of(scope)
+        services, owner = self.services, key_id_of(scope)
+        if services is None:
+            raise RuntimeError("the fast paths answer only between the app's start and stop")
         prediction_id: UUID | None = scope.get(_ID)
         # The route label, as the router sets it once a request reaches a route.
         scope["route"] = self.predict_route if prediction_id is None else self.poll_route
