@@ -12,7 +12,7 @@ PROMETHEUS_PORT ?= 9090
 
 export MODEL_PATH
 
-.PHONY: help venv run worker test bench bench-settings gate lint fmt model lock locust loadtest prometheus up down clean
+.PHONY: help venv run worker test bench bench-settings bench-instructions gate lint fmt model lock locust loadtest prometheus up down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,9 @@ bench: $(STAMP) $(MODEL_PATH) ## Micro-benchmarks and the side-by-side run of tu
 
 bench-settings: $(STAMP) ## Measure the server settings (workers, keep-alive, backlog, concurrency limit, consumers, batch size) against their alternatives
 	$(BIN)/python -m bench settings $(if $(ONLY),--only "$(ONLY)")
+
+bench-instructions: $(STAMP) ## Instructions per sync request, tuned vs bound, counted by valgrind (callgrind): noise-free
+	$(BIN)/python -m bench instructions
 
 # The CI gate: a short side-by-side run, best of two rounds, against bench/gate.toml's floors.
 gate: export BENCH_DURATION ?= 3

@@ -1,5 +1,6 @@
 """`python -m bench run` (what `make bench` does), `python -m bench gate` (CI's gate) and
-`python -m bench settings` (`make bench-settings`: the server settings, measured).
+`python -m bench settings` (`make bench-settings`: the server settings, measured) and
+`python -m bench instructions` (`make bench-instructions`: instructions per sync request).
 
 Both write reports/<timestamp>/ and print a table; the gate then checks the committed floors.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from bench import gate, server_settings
+from bench import gate, instructions, server_settings
 from bench.config import BenchConfig
 from bench.load import GeneratorSaturatedError, WrkMissingError, wrk_binary
 from bench.placement import default_placement
@@ -48,7 +49,7 @@ def micro_benchmarks(out: Path, cpus: frozenset[int]) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("command", choices=["run", "gate", "settings"])
+    parser.add_argument("command", choices=["run", "gate", "settings", "instructions"])
     parser.add_argument("--only", help="settings: the experiments whose setting names this")
     parser.add_argument("--model-path", type=Path, default=Path("artifacts/iris.joblib"))
     args = parser.parse_args(argv)
@@ -61,6 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     placement = default_placement()
     out = cfg.reports_dir / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
+    if args.command == "instructions":
+        try:
+            counted = instructions.run()
+        except instructions.ValgrindMissingError as exc:
+            print(f"make bench-instructions: {exc}", file=sys.stderr)
+            return 2
+        target = out / "instructions.json"
+        target.write_bytes(orjson.dumps(counted, option=orjson.OPT_INDENT_2))
+        print(f"instructions: {target}")
+        return 0
     if args.command == "settings":
         measured = server_settings.run(cfg, placement, args.only)
         print(f"settings: {server_settings.write(out, measured)}")

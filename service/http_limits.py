@@ -40,6 +40,13 @@ class _HeadTooLargeError(Exception):
     pass
 
 
+# The base methods, called directly: these run for every request, and super() builds a proxy
+# object and walks the MRO on each call.
+_data_received = HttpToolsProtocol.data_received
+_on_headers_complete = HttpToolsProtocol.on_headers_complete
+_on_message_complete = HttpToolsProtocol.on_message_complete
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """The URL, header count and header sizes are checked once the head is parsed (one check
     per request, not a Python call per header); the bytes of a head still being read are
@@ -60,7 +67,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 self._refusal = (431, "The request's headers are too large.")
                 self.send_400_response("")
                 return
-        super().data_received(data)
+        _data_received(self, data)
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
@@ -72,12 +79,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         for name, value in self.headers:
             if len(name) + len(value) + 2 > limits.field_size:
                 self._refuse(431, f"A header is longer than {limits.field_size} bytes.")
-        super().on_headers_complete()
+        _on_headers_complete(self)
 
     def on_message_complete(self) -> None:
         self._reading_head = True
         self._head_bytes = 0
-        super().on_message_complete()
+        _on_message_complete(self)
 
     def _refuse(self, status: int, message: str) -> None:
         # Raised inside a parser callback: httptools turns it into a parser error, which

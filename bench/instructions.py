@@ -1,0 +1,155 @@
+"""`make bench-instructions`: CPU instructions per sync request, counted by valgrind's callgrind.
+
+Throughput figures drift with whatever else the machine runs; an instruction count does not:
+the same build, load and environment give the same count within a fraction of a percent, on a
+quiet machine or a busy one. It is not time (cache misses cost more than instructions), but a
+change that adds or removes work shows in it at once, without the noise of a throughput run.
+
+Each build is served by plain uvicorn (uvloop, httptools; the tuned build with the same HTTP
+protocol class as its gunicorn worker) under callgrind, with instrumentation off while it starts;
+wrk warms it, then instrumentation is switched on for a fixed-length wrk run. The tuned build
+runs without stream consumers or queue sampling (WORKER_CONCURRENCY=0, QUEUE_SAMPLE_S=0): their
+once-a-second work would be spread over however few requests the slowed-down server answers.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+
+from bench.load import wrk_binary
+from bench.scenarios import MOCK_BODY
+from service.embedded_redis import EmbeddedRedis, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+# 50 times slower or more under valgrind: a few connections keep it busy.
+CONNECTIONS = 8
+WARM_UP_S = 3
+MEASURED_S = 8
+START_TIMEOUT_S = 300
+
+_SERVE = """
+import uvicorn
+from service.http_limits import HeadLimits, limited_protocol
+factory = {factory}
+uvicorn.run({app!r}, factory=factory, host="127.0.0.1", port={port}, loop="uvloop",
+    http=limited_protocol(HeadLimits()) if factory else "httptools",
+    log_level="warning", access_log=False, server_header=not factory)
+"""
+BUILDS = {
+    "tuned": ("service.app:create_app", True),
+    "bound": ("bench.apps.bound:app", False),
+}
+
+
+class ValgrindMissingError(RuntimeError):
+    pass
+
+
+def _wrk(url: str, seconds: int) -> int:
+    done = subprocess.run(
+        [
+            wrk_binary(),
+            "--threads", "1",
+            "--connections", str(CONNECTIONS),
+            "--duration", f"{seconds}s",
+            "--script", str(ROOT / "bench" / "wrk" / "post.lua"),
+            url,
+        ],
+        env={**os.environ, "BENCH_BODY": MOCK_BODY},
+        capture_output=True,
+        text=True,
+        check=True,
+    )  # fmt: skip
+    found = re.search(r"(\d+) requests in", done.stdout)
+    if found is None:
+        raise RuntimeError(f"wrk printed no request count:\n{done.stdout}")
+    return int(found.group(1))
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited under valgrind:\n{log.read_text()}")
+        try:
+            httpx.post(f"{url}/predict", content=MOCK_BODY, timeout=5).raise_for_status()
+            return
+        except httpx.HTTPError:
+            time.sleep(1)
+    raise TimeoutError(f"server not ready under valgrind within {START_TIMEOUT_S}s")
+
+
+def count(
+    build: str, redis_url: str, tmp: Path, warm_up_s: int = WARM_UP_S, measured_s: int = MEASURED_S
+) -> dict[str, Any]:
+    """Instructions per sync request of one build."""
+    app, factory = BUILDS[build]
+    port = free_port()
+    out = tmp / f"callgrind.{build}"
+    log = tmp / f"{build}.log"
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "WORKER_CONCURRENCY": "0",
+        "QUEUE_SAMPLE_S": "0",
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [
+        "valgrind", "--tool=callgrind", "--instr-atstart=no",
+        f"--callgrind-out-file={out}.%p",
+        sys.executable, "-c", _SERVE.format(factory=factory, app=app, port=port),
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink)
+    try:
+        _wait_ready(url, process, log)
+        _wrk(url, warm_up_s)
+        control = ["callgrind_control", "--instr=on", str(process.pid)]
+        subprocess.run(control, check=True, capture_output=True)
+        requests = _wrk(url, measured_s)
+        control[1] = "--instr=off"
+        subprocess.run(control, check=True, capture_output=True)
+        subprocess.run(
+            ["callgrind_control", "--dump", str(process.pid)], check=True, capture_output=True
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=120)
+    totals = [
+        int(line.split()[1])
+        for dump in tmp.glob(f"{out.name}.*")
+        for line in dump.read_text(errors="replace").splitlines()
+        if line.startswith("totals:")
+    ]
+    instructions = max(totals, default=0)
+    return {
+        "requests": requests,
+        "instructions": instructions,
+        "per_request": instructions / requests if requests else float("nan"),
+    }
+
+
+def run() -> dict[str, Any]:
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise ValgrindMissingError("valgrind is not installed: `apt-get install valgrind`")
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp_name:
+        tmp = Path(tmp_name)
+        with EmbeddedRedis(tmp / "redis", port=free_port(), appendonly=False) as redis_server:
+            results = {build: count(build, redis_server.url, tmp) for build in BUILDS}
+    ratio = results["bound"]["per_request"] / results["tuned"]["per_request"]
+    for build, measured in results.items():
+        print(
+            f"{build:6} {measured['per_request']:>10,.0f} instructions per sync request "
+            f"({measured['requests']:,} requests)"
+        )
+    print(f"bound / tuned: {ratio:.2f} (the tuned build's share of the bound's speed, by work)")
+    return {"builds": results, "bound_over_tuned": ratio}
