@@ -24,7 +24,7 @@ from uuid import UUID
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from service.auth import key_id_of
 from service.deps import Services
@@ -95,7 +95,7 @@ class FastPaths:
             refusal = declared_length_refusal(scope["headers"], self.max_body_bytes)
             if refusal is not None:
                 status = refusal[0]
-                await refuse(_with_headers(send), *refusal)
+                await refuse(send, *refusal, API_HEADERS)
                 return
             response = await self._answer(scope, receive, self.max_body_bytes)
             status = response.status_code
@@ -138,15 +138,6 @@ class FastPaths:
             # a generic 500 to the client.
             logger.exception("event=unhandled_error path=%s", scope["path"])
             return internal_error()
-
-
-def _with_headers(send: Send) -> Send:
-    async def send_with_headers(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message["headers"], *API_HEADERS]
-        await send(message)
-
-    return send_with_headers
 
 
 def _uuid(text: str) -> UUID | None:

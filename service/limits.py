@@ -1,3 +1,5 @@
+from collections.abc import Iterable
+
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,9 +31,13 @@ def too_large(max_bytes: int) -> HTTPException:
     return HTTPException(413, _too_large(max_bytes))
 
 
-async def refuse(send: Send, status: int, message: str) -> None:
+async def refuse(
+    send: Send, status: int, message: str, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
     """Refuse a request before its body is read; the connection closes after the answer."""
-    await send_json(send, status, orjson.dumps({"error": message}), [(b"connection", b"close")])
+    await send_json(
+        send, status, orjson.dumps({"error": message}), [(b"connection", b"close"), *headers]
+    )
 
 
 class BodySizeLimit:
