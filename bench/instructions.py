@@ -13,20 +13,18 @@ once-a-second work would be spread over however few requests the slowed-down ser
 """
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
-
-from bench.load import wrk_binary
+from bench.load import run_wrk
+from bench.placement import Placement
 from bench.scenarios import MOCK_BODY
 from service.embedded_redis import EmbeddedRedis, free_port
+from tests.processes import wait_until_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 # 50 times slower or more under valgrind: a few connections keep it busy.
@@ -34,6 +32,7 @@ CONNECTIONS = 8
 WARM_UP_S = 3
 MEASURED_S = 8
 START_TIMEOUT_S = 300
+UNPINNED = Placement(frozenset(), frozenset())
 
 _SERVE = """
 import uvicorn
@@ -54,37 +53,18 @@ class ValgrindMissingError(RuntimeError):
 
 
 def _wrk(url: str, seconds: int) -> int:
-    done = subprocess.run(
-        [
-            wrk_binary(),
-            "--threads", "1",
-            "--connections", str(CONNECTIONS),
-            "--duration", f"{seconds}s",
-            "--script", str(ROOT / "bench" / "wrk" / "post.lua"),
-            url,
-        ],
-        env={**os.environ, "BENCH_BODY": MOCK_BODY},
-        capture_output=True,
-        text=True,
-        check=True,
-    )  # fmt: skip
-    found = re.search(r"(\d+) requests in", done.stdout)
-    if found is None:
-        raise RuntimeError(f"wrk printed no request count:\n{done.stdout}")
-    return int(found.group(1))
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited under valgrind:\n{log.read_text()}")
-        try:
-            httpx.post(f"{url}/predict", content=MOCK_BODY, timeout=5).raise_for_status()
-            return
-        except httpx.HTTPError:
-            time.sleep(1)
-    raise TimeoutError(f"server not ready under valgrind within {START_TIMEOUT_S}s")
+    """Requests a wrk run of `seconds` got answered (not pinned: valgrind's one thread and
+    wrk share the machine)."""
+    load = run_wrk(
+        url,
+        "sync",
+        script="post.lua",
+        connections=CONNECTIONS,
+        duration_s=seconds,
+        placement=UNPINNED,
+        env={"BENCH_BODY": MOCK_BODY},
+    )
+    return load.requests
 
 
 def count(
@@ -111,7 +91,7 @@ def count(
     with log.open("wb") as sink:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink)
     try:
-        _wait_ready(url, process, log)
+        wait_until_healthy(url, process, log, START_TIMEOUT_S)
         _wrk(url, warm_up_s)
         control = ["callgrind_control", "--instr=on", str(process.pid)]
         subprocess.run(control, check=True, capture_output=True)
