@@ -9,6 +9,7 @@ from typing import Literal
 
 from bench.load import run_wrk
 from bench.placement import Placement
+from bench.scenarios import MOCK_BODY
 from tests.processes import Served, serve
 
 BuildName = Literal["tuned", "seed", "bound"]
@@ -89,6 +90,6 @@ def warm_up(url: str, placement: Placement) -> None:
         connections=WARM_UP_CONNECTIONS,
         duration_s=1,
         placement=placement,
-        env={"BENCH_BODY": '{"input": "some_input_data"}'},
+        env={"BENCH_BODY": MOCK_BODY},
         allow_errors=True,
     )

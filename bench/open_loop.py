@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench.stats import percentile
 from bench.time_to_result import ClientSaturatedError
 
 # A client whose median request leaves this late behind its schedule cannot keep it.
@@ -48,9 +49,7 @@ class FixedRateResult:
         return self.completed / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def percentile_ms(self, q: float) -> float:
-        if not self.ms:
-            return float("nan")
-        return self.ms[min(len(self.ms) - 1, int(len(self.ms) * q / 100))]
+        return percentile(self.ms, q)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -281,7 +280,7 @@ async def measure(
         pool.close()
         await asyncio.sleep(0)  # let the transports' close callbacks run
     lags.sort()
-    lag_p50 = lags[len(lags) // 2]
+    lag_p50 = percentile(lags, 50)
     if lag_p50 > MAX_CLIENT_MEDIAN_LAG_S:
         raise ClientSaturatedError(
             f"fixed rate against {url}: the client sent half its requests more than "
@@ -297,5 +296,5 @@ async def measure(
         elapsed_s=max(0.0, pool.last_answer - start),
         connections=len(pool.made),
         client_lag_p50_ms=lag_p50 * 1000,
-        client_lag_p99_ms=lags[int(len(lags) * 0.99)] * 1000,
+        client_lag_p99_ms=percentile(lags, 99) * 1000,
     )

@@ -24,6 +24,7 @@ from bench.config import BenchConfig
 from bench.load import run_wrk
 from bench.placement import Placement
 from bench.scenarios import MOCK_BODY, async_load, time_to_result
+from bench.stats import percentile
 from service.embedded_redis import EmbeddedRedis, free_port
 
 # url, placement, Redis URL, config, the variant's environment (BENCH_* names in it are the
@@ -40,6 +41,7 @@ class Experiment:
     variants: dict[str, dict[str, str]]  # label -> environment of the tuned build
     default: str  # the label of what the service ships with
     env: dict[str, str] = field(default_factory=dict)  # for every variant
+    connections: int | None = None  # wrk's, when not BENCH_CONNECTIONS
 
 
 def _sync(
@@ -97,14 +99,11 @@ async def _burst(url: str, connections: int) -> dict[str, Any]:
     done = await asyncio.gather(*tasks)
     answered = sorted(ms for ms in done if ms is not None)
 
-    def pct(q: float) -> float:
-        return answered[min(len(answered) - 1, int(len(answered) * q))] if answered else 0.0
-
     return {
         "connections": connections,
         "failed": connections - len(answered),
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
+        "p50_ms": percentile(answered, 50, empty=0.0),
+        "p99_ms": percentile(answered, 99, empty=0.0),
         "max_ms": answered[-1] if answered else 0.0,
     }
 
@@ -181,6 +180,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         ("rps", "p50_ms", "p99_ms", "errors"),
         {"no limit": {}, "limit 128": {"LIMIT_CONCURRENCY": "128"}},
         "no limit",
+        connections=256,
     ),
     Experiment(
         "WORKER_CONCURRENCY, MAX_BATCH_SIZE",
@@ -224,8 +224,8 @@ def run(cfg: BenchConfig, placement: Placement, only: str | None = None) -> dict
                 if only and only.lower() not in experiment.setting.lower():
                     continue
                 rows = {}
-                connections = 256 if experiment.setting == "LIMIT_CONCURRENCY" else None
-                run_cfg = cfg.model_copy(update={"connections": connections or cfg.connections})
+                connections = experiment.connections or cfg.connections
+                run_cfg = cfg.model_copy(update={"connections": connections})
                 for label, env in experiment.variants.items():
                     full_env = {"REDIS_URL": redis_url, **experiment.env, **env}
                     with started(BUILDS["tuned"], placement, full_env, tmp / "served") as served:

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx2 as httpx
 
+from bench.stats import percentile
+
 # A client whose median submit starts this late behind its schedule cannot keep it: it, not the
 # server, sets the pace. (Its p99 is reported: a shared core delays some submits, and since
 # each job's clock starts at its scheduled time, that delay is in the figure, not hidden.)
@@ -55,9 +57,7 @@ class TimeToResult:
     client_lag_p99_ms: float
 
     def percentile_ms(self, q: float) -> float:
-        if not self.ms:
-            return float("nan")
-        return self.ms[min(len(self.ms) - 1, int(len(self.ms) * q / 100))]
+        return percentile(self.ms, q)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,8 +128,8 @@ async def measure(
             raise outcome
     finished = [o for o in outcomes if isinstance(o, tuple)]
     lags.sort()
-    lag_p50 = lags[len(lags) // 2] if lags else 0.0
-    lag_p99 = lags[int(len(lags) * 0.99)] if lags else 0.0
+    lag_p50 = percentile(lags, 50, empty=0.0)
+    lag_p99 = percentile(lags, 99, empty=0.0)
     if lag_p50 > MAX_CLIENT_MEDIAN_LAG_S:
         raise ClientSaturatedError(
             f"{strategy.name} against {url}: the client started half its submits more than "
