@@ -8,7 +8,7 @@ COPY requirements.lock ./
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements.lock
 COPY service/ service/
-RUN /opt/venv/bin/python -m service.models.iris artifacts/iris.joblib
+RUN /opt/venv/bin/python -m service train-iris artifacts/iris.joblib
 
 # Load generator stage (docker-compose's locust-master and locust-worker): Locust and the
 # load tests only, non-root. `docker build --target loadtest`.
@@ -34,7 +34,6 @@ WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build --chown=app:app /app/artifacts artifacts/
 COPY --chown=app:app service/ service/
-COPY --chown=app:app gunicorn.conf.py ./
 RUN mkdir -p /app/.data && chown app:app /app/.data
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -46,5 +45,6 @@ USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['PORT']}/healthz\", timeout=2)"]
-# gunicorn handles SIGTERM gracefully (GRACEFUL_TIMEOUT_S); exec form so it receives it.
-CMD ["gunicorn", "-c", "gunicorn.conf.py"]
+# gunicorn handles SIGTERM gracefully (GRACEFUL_TIMEOUT_S): exec form, and `serve` replaces
+# itself with gunicorn, so that its master is the process that receives it.
+CMD ["python", "-m", "service", "serve"]

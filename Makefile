@@ -12,7 +12,7 @@ PROMETHEUS_PORT ?= 9090
 
 export MODEL_PATH
 
-.PHONY: help venv run worker test bench bench-settings bench-instructions gate lint fmt model lock locust loadtest prometheus up down clean
+.PHONY: help venv run worker test test-quick bench bench-settings bench-instructions gate lint fmt model lock locust loadtest prometheus up down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,15 +26,15 @@ $(STAMP): requirements-dev.lock
 venv: $(STAMP) ## Create .venv from the lock file
 
 run: $(STAMP) $(if $(filter iris,$(MODEL)),$(MODEL_PATH)) ## Serve the API on http://localhost:8080 (PORT); embedded Redis unless REDIS_URL is set
-	exec $(BIN)/gunicorn -c gunicorn.conf.py
+	exec $(BIN)/python -m service serve
 
 worker: $(STAMP) $(if $(filter iris,$(MODEL)),$(MODEL_PATH)) ## Standalone stream workers (WORKER_CONCURRENCY of them) on REDIS_URL, or on `make run`'s Redis
-	exec $(BIN)/python -m service.worker
+	exec $(BIN)/python -m service worker
 
 model: $(MODEL_PATH) ## Train the scikit-learn iris model (MODEL=iris) into MODEL_PATH
 
 $(MODEL_PATH): | $(STAMP)
-	$(BIN)/python -m service.models.iris $@
+	$(BIN)/python -m service train-iris $@
 
 locust: $(STAMP) $(if $(filter iris,$(MODEL)),$(MODEL_PATH)) ## Locust web UI on http://localhost:8089 against TARGET_URL (default: the service on PORT, started if none)
 	$(BIN)/python -m loadtests.launch ui
@@ -44,6 +44,10 @@ loadtest: $(STAMP) $(if $(filter iris,$(MODEL)),$(MODEL_PATH)) ## Headless load 
 
 test: $(STAMP) ## Run the test suite (starts its own redis-server processes)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+QUICK := not (served or browser or prometheus or wrk or valgrind or locust)
+test-quick: $(STAMP) ## The in-process subset: no served processes, browser, Prometheus, wrk, valgrind or Locust
+	$(BIN)/pytest -m "$(QUICK)" $(PYTEST_ARGS)
 
 bench: $(STAMP) $(MODEL_PATH) ## Micro-benchmarks and the side-by-side run of tuned/seed/bound; writes reports/<timestamp>/
 	$(BIN)/python -m bench run --model-path $(MODEL_PATH)
@@ -60,10 +64,11 @@ gate: export BENCH_ROUNDS ?= 2
 gate: $(STAMP) ## The performance-regression gate CI runs (ratios to the seed build vs committed floors)
 	$(BIN)/python -m bench gate
 
-lint: $(STAMP) ## ruff and mypy --strict
+lint: $(STAMP) ## ruff, mypy --strict, and the import layers (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo --no-cache
 
 fmt: $(STAMP) ## Format and fix what ruff can
 	$(BIN)/ruff format .

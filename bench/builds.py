@@ -1,5 +1,6 @@
 """The three builds measured side by side, and how each is started."""
 
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -10,10 +11,10 @@ from typing import Literal
 from bench.load import run_wrk
 from bench.placement import Placement
 from bench.scenarios import MOCK_BODY
-from tests.processes import Served, serve
+from service.server.process import ServerProcess, free_port, running
 
 BuildName = Literal["tuned", "seed", "bound"]
-BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,22 +25,16 @@ class Build:
 
 
 def _uvicorn(app: str) -> tuple[str, ...]:
-    # uvicorn on the PORT that `serve` picks (uvicorn's CLI reads UVICORN_PORT), with
-    # WEB_CONCURRENCY workers as the tuned build has (`started` makes it 1 unless told).
-    return (
-        str(BIN / "python"), "-c",
-        "import os, uvicorn; uvicorn.run("
-        f"'{app}', host='127.0.0.1', port=int(os.environ['PORT']), "
-        "workers=int(os.environ.get('WEB_CONCURRENCY', '1')), "
-        "loop='uvloop', http='httptools', log_level='warning', access_log=False)",
-    )  # fmt: skip
+    # uvicorn on the PORT that `started` picks, with WEB_CONCURRENCY workers as the tuned build
+    # has (`started` makes it 1 unless told).
+    return (sys.executable, "-m", "bench.apps.serve", app)
 
 
 BUILDS: dict[BuildName, Build] = {
     "tuned": Build(
         "tuned",
-        "this service under gunicorn (gunicorn.conf.py, as `make run`)",
-        (str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"),
+        "this service under gunicorn (`python -m service serve`, as `make run`)",
+        (sys.executable, "-m", "service", "serve"),
     ),
     "seed": Build(
         "seed",
@@ -58,15 +53,20 @@ ORDER: tuple[BuildName, ...] = ("tuned", "seed", "bound")
 @contextmanager
 def started(
     build: Build, placement: Placement, env: Mapping[str, str], tmp: Path
-) -> Iterator[Served]:
+) -> Iterator[ServerProcess]:
     """The build on a free port, pinned to the server cores, ready (its /readyz answers) and
     warmed up."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    with serve(
-        {"WEB_CONCURRENCY": "1", **env},
-        tmp,
-        command=placement.server_command(list(build.command)),
-    ) as served:
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+        "DATA_DIR": str(tmp / "data"),
+        **env,
+    }
+    command = placement.server_command(list(build.command))
+    log = tmp / f"server-{port}.log"
+    with running(command, port=port, log=log, env=full_env, cwd=ROOT) as served:
         warm_up(served.url, placement)
         yield served
 

@@ -20,13 +20,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.builds import ROOT
 from bench.load import run_wrk
 from bench.placement import Placement
 from bench.scenarios import MOCK_BODY
-from service.embedded_redis import EmbeddedRedis, free_port
-from tests.processes import wait_until_healthy
+from service.server.embedded_redis import EmbeddedRedis
+from service.server.process import free_port, wait_until_ready
 
-ROOT = Path(__file__).resolve().parent.parent
 # 50 times slower or more under valgrind: a few connections keep it busy.
 CONNECTIONS = 8
 WARM_UP_S = 3
@@ -34,17 +34,11 @@ MEASURED_S = 8
 START_TIMEOUT_S = 300
 UNPINNED = Placement(frozenset(), frozenset())
 
-_SERVE = """
-import uvicorn
-from service.http_limits import HeadLimits, limited_protocol
-factory = {factory}
-uvicorn.run({app!r}, factory=factory, host="127.0.0.1", port={port}, loop="uvloop",
-    http=limited_protocol(HeadLimits()) if factory else "httptools",
-    log_level="warning", access_log=False, server_header=not factory)
-"""
+# How each build is served (bench/apps/serve.py): the tuned build from its factory, with the HTTP
+# protocol of its gunicorn worker.
 BUILDS = {
-    "tuned": ("service.app:create_app", True),
-    "bound": ("bench.apps.bound:app", False),
+    "tuned": ("service.api.app:create_app", "--factory", "--service-protocol"),
+    "bound": ("bench.apps.bound:app",),
 }
 
 
@@ -71,7 +65,6 @@ def count(
     build: str, redis_url: str, tmp: Path, warm_up_s: int = WARM_UP_S, measured_s: int = MEASURED_S
 ) -> dict[str, Any]:
     """Instructions per sync request of one build."""
-    app, factory = BUILDS[build]
     port = free_port()
     out = tmp / f"callgrind.{build}"
     log = tmp / f"{build}.log"
@@ -80,18 +73,19 @@ def count(
         "REDIS_URL": redis_url,
         "WORKER_CONCURRENCY": "0",
         "QUEUE_SAMPLE_S": "0",
-        "PYTHONPATH": str(ROOT),
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
     }
     command = [
         "valgrind", "--tool=callgrind", "--instr-atstart=no",
         f"--callgrind-out-file={out}.%p",
-        sys.executable, "-c", _SERVE.format(factory=factory, app=app, port=port),
+        sys.executable, "-m", "bench.apps.serve", *BUILDS[build],
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as sink:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink)
     try:
-        wait_until_healthy(url, process, log, START_TIMEOUT_S)
+        wait_until_ready(url, process, log, START_TIMEOUT_S)
         _wrk(url, warm_up_s)
         control = ["callgrind_control", "--instr=on", str(process.pid)]
         subprocess.run(control, check=True, capture_output=True)

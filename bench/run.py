@@ -29,8 +29,8 @@ from bench.scenarios import (
     sync_load,
     time_to_result,
 )
-from service.embedded_redis import EmbeddedRedis, free_port
-from tests.processes import Served
+from service.server.embedded_redis import EmbeddedRedis
+from service.server.process import ServerProcess, free_port
 
 # The throughput figures a ratio is reported for, and where each lives in a build's results.
 FIGURES: dict[str, tuple[str, str]] = {
@@ -44,7 +44,7 @@ FIGURES: dict[str, tuple[str, str]] = {
 @contextmanager
 def fleet(
     placement: Placement, env: Mapping[str, str], tmp: Path
-) -> Iterator[dict[BuildName, Served]]:
+) -> Iterator[dict[BuildName, ServerProcess]]:
     with ExitStack() as stack:
         yield {
             name: stack.enter_context(started(BUILDS[name], placement, env, tmp / name))
@@ -145,7 +145,7 @@ def knee_load(sweep_result: Mapping[str, Any], build: str) -> tuple[float, str]:
 def fixed_rate_latency(
     cfg: BenchConfig,
     builds: Mapping[BuildName, Mapping[str, Any]],
-    served: Mapping[BuildName, Served],
+    served: Mapping[BuildName, ServerProcess],
 ) -> dict[str, Any]:
     """All three builds at one load, a share of the seed's knee; then the tuned build at the
     same share of its own knee."""

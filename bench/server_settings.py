@@ -25,7 +25,8 @@ from bench.load import run_wrk
 from bench.placement import Placement
 from bench.scenarios import MOCK_BODY, async_load, time_to_result
 from bench.stats import percentile
-from service.embedded_redis import EmbeddedRedis, free_port
+from service.server.embedded_redis import EmbeddedRedis
+from service.server.process import free_port
 
 # url, placement, Redis URL, config, the variant's environment (BENCH_* names in it are the
 # load generator's, the rest the server's).

@@ -10,9 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +17,8 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.server.process import NotReadyError, answers, running
 
 ROOT = Path(__file__).resolve().parent.parent
 USER_CLASSES = {
@@ -54,14 +53,6 @@ class LaunchSettings(BaseSettings):
     service_start_timeout_s: float = 60.0
 
 
-def ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:  # noqa: S310
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @contextmanager
 def target(settings: LaunchSettings) -> Iterator[str]:
     """The URL to load: TARGET_URL, a service already on PORT, or one started for this run."""
@@ -69,32 +60,26 @@ def target(settings: LaunchSettings) -> Iterator[str]:
         yield settings.target_url.rstrip("/")
         return
     url = f"http://127.0.0.1:{settings.port}"
-    if ready(url):
+    if answers(url):
         _log.info("event=target_found url=%s", url)
         yield url
         return
-    settings.reports_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.reports_dir / "service.log"
-    with log_path.open("ab") as log:
-        service = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-            cwd=ROOT,
-            env={**os.environ, "PORT": str(settings.port)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    _log.info("event=service_started url=%s pid=%d log=%s", url, service.pid, log_path)
     try:
-        deadline = time.monotonic() + settings.service_start_timeout_s
-        while not ready(url):
-            if service.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the service did not become ready; see {log_path}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        os.killpg(service.pid, signal.SIGTERM)
-        service.wait()
+        with running(
+            [sys.executable, "-m", "service", "serve"],
+            port=settings.port,
+            log=log_path,
+            env={**os.environ, "PORT": str(settings.port)},
+            cwd=ROOT,
+            timeout_s=settings.service_start_timeout_s,
+        ) as service:
+            _log.info(
+                "event=service_started url=%s pid=%d log=%s", url, service.process.pid, log_path
+            )
+            yield url
+    except NotReadyError:
+        raise SystemExit(f"the service did not become ready; see {log_path}") from None
 
 
 def locust_command(settings: LaunchSettings, url: str, headless: bool) -> list[str]:

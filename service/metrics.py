@@ -1,9 +1,10 @@
 """Every Prometheus metric the service exports, and the helpers that record them.
 
-Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` (set by gunicorn.conf.py before the workers fork)
-puts prometheus_client in multiprocess mode: each worker writes its values to files there, and
-a scrape of any worker reads and aggregates them all. A gauge's `multiprocess_mode` says how
-workers' values combine; the `live*` modes forget a worker once gunicorn reports it dead.
+Under gunicorn, `PROMETHEUS_MULTIPROC_DIR` (set by service/server/gunicorn_conf.py before the
+workers fork) puts prometheus_client in multiprocess mode: each worker writes its values to
+files there, and a scrape of any worker reads and aggregates them all. A gauge's
+`multiprocess_mode` says how workers' values combine; the `live*` modes forget a worker once
+gunicorn reports it dead.
 """
 
 import asyncio
@@ -24,14 +25,13 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from service.status import JobStatus
-
-# Sub-millisecond at the bottom: a sync prediction is tens of microseconds when the service is
-# idle, and the interesting tail under load is in the low milliseconds.
+# Sub-millisecond at the bottom: a sync prediction takes far less than a millisecond when the
+# service is idle, and the interesting tail under load is in the low milliseconds.
 LATENCY_BUCKETS: Final = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
-# A Redis round trip on loopback is ~100 us; a blocking read (XREADGROUP BLOCK) waits longer.
+# A Redis round trip on loopback is a fraction of a millisecond; a blocking read (XREADGROUP
+# BLOCK) waits longer.
 REDIS_BUCKETS: Final = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
@@ -41,7 +41,7 @@ QUEUE_BUCKETS: Final = (
 )  # fmt: skip
 BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
-# HTTP (recorded by service.http_metrics)
+# HTTP (recorded by service.api.middleware.metrics)
 HTTP_REQUESTS: Final = Counter(
     "http_requests_total",
     "HTTP requests answered, by route template, method and status code.",
@@ -102,7 +102,7 @@ LONG_POLL_WAITERS: Final = Gauge(
     multiprocess_mode="livesum",
 )
 
-# The model (recorded by service.model_metrics, around every model call)
+# The model (recorded by service.models.measured, around every model call)
 MODEL_DURATION: Final = Histogram(
     "prediction_model_seconds",
     "Time in the model per call (one call predicts a whole batch).",
@@ -118,7 +118,7 @@ MODEL_INFO: Final = Gauge(
     multiprocess_mode="livemax",
 )
 
-# Redis (recorded by service.redis_metrics, around every round trip)
+# Redis (recorded by service.storage.measured, around every round trip)
 REDIS_ROUND_TRIPS: Final = Counter(
     "prediction_redis_round_trips_total",
     "Round trips to Redis, by operation (a command, or a pipeline's distinct commands).",
@@ -225,11 +225,9 @@ def job_started(created_at: float) -> None:
     BUFFER.observe(QUEUE_WAIT, max(0.0, time.time() - created_at))
 
 
-def job_finished(status: JobStatus, created_at: float) -> None:
+def job_finished(state: str, created_at: float) -> None:
     """The job's final state is stored: count it, and its time since submission."""
-    if not status.is_final:
-        raise ValueError(f"{status} is not a final state")
-    BUFFER.inc(JOBS_FINISHED.labels(status.value))
+    BUFFER.inc(JOBS_FINISHED.labels(state))
     BUFFER.observe(TIME_TO_RESULT, max(0.0, time.time() - created_at))
 
 

@@ -1,14 +1,11 @@
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Self
+from typing import Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-if TYPE_CHECKING:
-    from service.worker import WorkerConfig
 
 # A guessable key is no key: refuse short ones at start-up.
 MIN_API_KEY_CHARS = 16
@@ -31,7 +28,7 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(64, ge=1)
     redis_autopipeline: bool = True
     # uvicorn's limit on open connections plus running requests per worker, past which it
-    # answers 503 (None: no limit; `make bench-settings` measures why that is the default).
+    # answers 503 (None: no limit; docs/benchmarks.md says why that is the default).
     limit_concurrency: int | None = Field(None, ge=1)
     fast_paths: bool = True
     redis_server_bin: Path | None = None
@@ -44,11 +41,8 @@ class Settings(BaseSettings):
     mock_cpu_ms: float = Field(0.0, ge=0)
 
     async_backend: Literal["stream", "background"] = "stream"
-    # Measured with `make bench-settings` on one core: two consumers taking batches of up to 64
-    # finish jobs as fast as the API accepts them (6.7k/s each way), and with a 50 ms model a
-    # result is ready in 66 ms at the median, against 87 ms with one consumer, whose next job
-    # waits for the model call in progress. One consumer with batches of 32 accepted more
-    # (8.5k/s) but finished fewer (6.5k/s): its queue only grows.
+    # Chosen with `make bench-settings` (docs/benchmarks.md): with one consumer, the next batch
+    # waits for the model call in progress, and the queue grows faster than it drains.
     worker_concurrency: int = Field(2, ge=0)
     max_batch_size: int = Field(64, ge=1)
     max_batch_wait_ms: float = Field(2.0, ge=0)
@@ -97,21 +91,6 @@ class Settings(BaseSettings):
         # Trimming must only ever drop acknowledged entries: keep the cap well above the
         # most entries admission control lets wait.
         return self.stream_maxlen or 10 * self.max_queue
-
-    @property
-    def worker_config(self) -> "WorkerConfig":
-        from service.worker import WorkerConfig
-
-        # A blocking read must return well within the socket timeout.
-        block_ms = max(1, min(self.worker_block_ms, int(self.redis_socket_timeout_s * 500)))
-        return WorkerConfig(
-            max_batch_size=self.max_batch_size,
-            max_batch_wait_ms=self.max_batch_wait_ms,
-            claim_idle_ms=self.claim_idle_ms,
-            max_attempts=self.max_attempts,
-            block_ms=block_ms,
-            log_inputs=self.log_inputs,
-        )
 
     @model_validator(mode="after")
     def _stream_cap_above_queue(self) -> Self:
@@ -167,17 +146,3 @@ def redacted_url(url: str | None) -> str | None:
     netloc = parts.netloc.rpartition("@")[2]
     user = f"{parts.username}:" if parts.username else ":"
     return urlunsplit(parts._replace(netloc=f"{user}***@{netloc}"))
-
-
-def standalone_redis_url(settings: Settings) -> str:
-    """A standalone worker without REDIS_URL joins the embedded Redis that `make run` started
-    from the same DATA_DIR, if there is one."""
-    if settings.redis_url is not None:
-        return settings.redis_url
-    socket_path = (settings.data_dir / "redis" / "redis.sock").resolve()
-    if socket_path.exists():
-        return f"unix://{socket_path}"
-    raise RuntimeError(
-        "REDIS_URL is not set and no embedded Redis runs under DATA_DIR: start `make run` "
-        "first, or set REDIS_URL"
-    )

@@ -6,9 +6,11 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.embedded_redis import EmbeddedRedis, free_port
-from service.models import Model
+from service.api.app import create_app
+from service.models.base import Model
+from service.models.iris import train
+from service.server.embedded_redis import EmbeddedRedis
+from service.server.process import free_port
 from service.settings import Settings
 
 
@@ -63,7 +65,6 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
 
 @pytest.fixture(scope="session")
 def iris_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from service.models.iris import train
 
     path = tmp_path_factory.mktemp("model") / "iris.joblib"
     train(path)

@@ -11,10 +11,10 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from service.http_metrics import HTTPMetrics
+from service.api.middleware.metrics import HTTPMetrics
 from service.metrics import BUFFER
-from service.redis_metrics import MeasuredRedis
-from tests.test_predict import commands_seen
+from service.storage.measured import MeasuredRedis
+from tests.support.redis_commands import commands_seen
 
 BODY = {"input": "some_input_data"}
 

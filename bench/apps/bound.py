@@ -13,7 +13,8 @@ import orjson
 from redis.asyncio import Redis
 
 from bench.apps.contract import JOB_TTL_S, job_key
-from service.models import Model, load_model
+from service.models.base import Model
+from service.models.loading import load_model
 from service.settings import Settings
 
 Scope = MutableMapping[str, Any]

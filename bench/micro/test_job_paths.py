@@ -8,9 +8,9 @@ import orjson
 from pytest_benchmark.fixture import BenchmarkFixture
 from redis.asyncio import Redis
 
-from service.jobs import Job, JobStore
-from service.keys import Keys
-from service.status import JobStatus
+from service.jobs.status import JobStatus
+from service.jobs.store import Job, JobStore
+from service.storage.keys import Keys
 
 INPUT = orjson.dumps("some_input_data")
 

@@ -1,8 +1,10 @@
 """A real model: a scikit-learn classifier of iris flowers, trained on the dataset that ships
-inside scikit-learn (no download). `python -m service.models.iris PATH` trains and saves it."""
+inside scikit-learn (no download). `python -m service train-iris PATH` trains and saves it.
+
+scikit-learn is an optional dependency (the `sklearn` extra): it is imported when the model is
+trained or loaded, not when the service starts with another model."""
 
 import asyncio
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,9 +62,3 @@ class IrisModel:
 
     async def predict_batch(self, inputs: Sequence[Any]) -> list[str]:
         return await asyncio.to_thread(self._predict, inputs)
-
-
-if __name__ == "__main__":
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "artifacts/iris.joblib")
-    train(target)
-    print(f"trained iris classifier -> {target}")

@@ -19,7 +19,8 @@ def _burn_cpu(seconds: float) -> None:
 
 
 class MockModel:
-    """The seed's mock, with knobs to emulate an I/O-bound or a CPU-bound model.
+    """The API's first model, a random number as text, with knobs to emulate an I/O-bound or a
+    CPU-bound model.
 
     `latency_ms` is awaited once per call (a remote model: a batch costs one trip);
     `cpu_ms` is burnt per input off the event loop (a local model: work grows with the batch).

@@ -1,0 +1,162 @@
+"""What POST /predict and GET /predict/{id} do, apart from how the request reached them: the
+FastAPI routes (which also make the OpenAPI document) and the fast paths both call these."""
+
+import contextlib
+import re
+import time
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID, uuid4
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
+
+from service import metrics
+from service.api.headers import (
+    InvalidAsyncModeError,
+    PickedHeaders,
+    async_mode_requested,
+    preferred_wait_s,
+)
+from service.api.responses import (
+    JSONBytesResponse,
+    json_response,
+    pydantic_errors,
+    validation_error_body,
+)
+from service.api.schemas import EXPIRED, FAILED, IDEMPOTENCY_CONFLICT, NOT_FOUND, STILL_PROCESSING
+from service.api.services import Services
+from service.jobs.backends.base import IdempotencyConflictError, QueueFullError
+from service.jobs.notifier import await_final, wait_until_final
+from service.jobs.status import JobStatus
+from service.jobs.store import Job
+from service.settings import Settings
+
+# Printable ASCII, no space at either end (HTTP strips those): what a header carries intact.
+IDEMPOTENCY_KEY = re.compile(r"[!-~](?:[ -~]*[!-~])?")
+
+
+def job_response(
+    job: Job, settings: Settings, headers: dict[str, str] | None = None
+) -> JSONBytesResponse:
+    """The bodies of the API's first version for a stored job, with its id and state."""
+    common = {"prediction_id": str(job.id), "status": job.status.value}
+    if job.status is JobStatus.SUCCEEDED:
+        body = {
+            "input": job.input,
+            "result": job.result,
+            **common,
+            "created_at": job.created_at,
+            "finished_at": job.finished_at,
+        }
+        return json_response(200, body, headers)
+    if not job.status.is_final:
+        retry = {"Retry-After": str(settings.retry_after_s)}
+        return json_response(
+            202, {"error": STILL_PROCESSING, **common}, {**retry, **(headers or {})}
+        )
+    message = FAILED if job.status is JobStatus.FAILED else EXPIRED
+    return json_response(200, {"error": message, **common, "reason": job.error}, headers)
+
+
+class PredictionHandlers:
+    def __init__(self, request_model: type[BaseModel], settings: Settings) -> None:
+        self.request_model = request_model
+        self.settings = settings
+        self._validate_json = request_model.__pydantic_validator__.validate_json
+
+    async def predict(
+        self,
+        services: Services,
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        body: bytes,
+        root_path: str,
+        owner: str | None,
+    ) -> JSONBytesResponse:
+        """`owner` is the id of the API key that asks (None without keys): its job is its."""
+        settings = self.settings
+        headers = PickedHeaders(raw_headers)
+        try:
+            asynchronous = async_mode_requested(headers)
+        except InvalidAsyncModeError as exc:
+            return json_response(422, {"error": str(exc)})
+        idempotency_key = headers.get("idempotency-key")
+        if idempotency_key is not None and not (
+            len(idempotency_key) <= settings.idempotency_key_max_length
+            and IDEMPOTENCY_KEY.fullmatch(idempotency_key)
+        ):
+            limit = settings.idempotency_key_max_length
+            return json_response(
+                422,
+                {"error": f"Idempotency-Key must be 1 to {limit} printable ASCII characters."},
+            )
+        try:
+            # The model's validator itself: model_validate_json is a Python wrapper around it.
+            parsed: Any = self._validate_json(body)
+        except ValidationError as exc:
+            return json_response(422, validation_error_body(pydantic_errors(exc), ("body",)))
+        payload = parsed.input
+
+        if not asynchronous:
+            [result] = await services.model.predict_batch([payload])
+            return json_response(200, {"input": payload, "result": result})
+
+        deadline_at = time.time() + parsed.deadline_s if parsed.deadline_s else None
+        wait_s = preferred_wait_s(headers, settings.max_wait_s)
+
+        job_id = uuid4()
+        watching = services.notifier.watch(job_id) if wait_s is not None else None
+        with watching or contextlib.nullcontext() as woken:
+            try:
+                submission = await services.backend.submit(
+                    job_id,
+                    payload,
+                    orjson.dumps(payload),
+                    deadline_at=deadline_at,
+                    idempotency_key=idempotency_key,
+                    owner=owner,
+                )
+            except QueueFullError as exc:
+                return json_response(
+                    429,
+                    {"error": f"The queue is full ({exc.backlog} jobs waiting); retry later."},
+                    {"Retry-After": str(exc.retry_after_s)},
+                )
+            except IdempotencyConflictError:
+                return json_response(422, {"error": IDEMPOTENCY_CONFLICT})
+            # The background backend runs the work only after this response is sent.
+            if wait_s is not None and woken is not None and submission.after is None:
+                with metrics.long_poll_waiting():
+                    if submission.replayed:
+                        job = await wait_until_final(
+                            services.notifier, services.store, submission.job_id, wait_s, owner
+                        )
+                    else:
+                        job = await await_final(services.store, job_id, woken, wait_s, owner)
+                if job is not None and job.status.is_final:
+                    return job_response(job, settings, {"Preference-Applied": f"wait={wait_s:g}"})
+
+        answer_headers = {"Location": f"{root_path}/predict/{submission.job_id}"}
+        if submission.replayed:
+            answer_headers["Idempotent-Replayed"] = "true"
+        return json_response(
+            202,
+            {"prediction_id": str(submission.job_id), "status": JobStatus.QUEUED.value},
+            answer_headers,
+            background=BackgroundTask(submission.after) if submission.after else None,
+        )
+
+    async def poll(
+        self, services: Services, prediction_id: UUID, wait: float | None, owner: str | None
+    ) -> JSONBytesResponse:
+        if wait:
+            with metrics.long_poll_waiting():
+                job = await wait_until_final(
+                    services.notifier, services.store, prediction_id, wait, owner
+                )
+        else:
+            job = await services.store.get(prediction_id, owner)
+        if job is None:
+            return json_response(404, {"error": NOT_FOUND})
+        return job_response(job, self.settings)

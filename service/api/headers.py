@@ -1,0 +1,118 @@
+"""What a prediction reads from its request's headers: the async-mode switch (in both
+spellings), the `wait` preference of RFC 7240, and the idempotency key.
+
+The API's first clients send the literal `async_mode: true` (underscore), which FastAPI's
+Header() would look up as `async-mode`: every header here is read from the raw list, by its
+exact name.
+"""
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+# The request headers a prediction reads (ASGI gives names in lower case).
+PREDICTION_HEADERS = frozenset({b"async_mode", b"async-mode", b"idempotency-key", b"prefer"})
+
+ASYNC_MODE_HEADERS = ("async_mode", "async-mode")
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+
+
+class HeaderLookup(Protocol):
+    """What the header parsers need: Starlette's Headers, or PickedHeaders."""
+
+    def getlist(self, key: str) -> list[str]: ...
+
+
+class PickedHeaders:
+    """The request headers named in `names`, found in one pass over the raw list.
+
+    Starlette's Headers scans the whole list (decoding every name) for each name asked; a
+    prediction asks for four, on every request.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(
+        self, raw: Iterable[tuple[bytes, bytes]], names: frozenset[bytes] = PREDICTION_HEADERS
+    ) -> None:
+        values: dict[str, list[str]] = {}
+        for name, value in raw:
+            if name in names:
+                values.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+        self._values = values
+
+    def getlist(self, key: str) -> list[str]:
+        return self._values.get(key, [])
+
+    def get(self, key: str) -> str | None:
+        values = self._values.get(key)
+        return values[0] if values else None
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+# The async-mode values in any case, as the OpenAPI document states them (JSON Schema patterns
+# have no case-insensitive flag).
+ASYNC_MODE_VALUE_PATTERN = (
+    "^[ \\t]*(?:"
+    + "|".join(_any_case(word) for word in sorted(_TRUE | _FALSE) if word)
+    + ")?[ \\t]*$"
+)
+
+ASYNC_MODE_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "description": (
+            "`true` to run the prediction asynchronously: the answer is 202 with a "
+            "`prediction_id` to poll. Both spellings are accepted; the value is "
+            "case-insensitive (true/false, 1/0, yes/no, on/off)."
+        ),
+        "schema": {
+            "type": "string",
+            "pattern": ASYNC_MODE_VALUE_PATTERN,
+            "examples": ["true", "false"],
+        },
+    }
+    for name in ("async_mode", "Async-Mode")
+]
+
+
+class InvalidAsyncModeError(ValueError):
+    pass
+
+
+def async_mode_requested(headers: HeaderLookup) -> bool:
+    """The first spelling present decides; every value present must be valid."""
+    requested: bool | None = None
+    for name in ASYNC_MODE_HEADERS:
+        for value in headers.getlist(name):
+            lowered = value.strip().lower()
+            if lowered not in _TRUE and lowered not in _FALSE:
+                raise InvalidAsyncModeError(
+                    f"The {name} header must be true or false, not {value!r}."
+                )
+            if requested is None:
+                requested = lowered in _TRUE
+    return bool(requested)
+
+
+def preferred_wait_s(headers: HeaderLookup, max_wait_s: float) -> float | None:
+    """Seconds the client will wait for the result (`Prefer: wait=5`), capped at MAX_WAIT_S;
+    None if it did not ask. Unknown or malformed preferences are ignored, as RFC 7240 asks."""
+    for value in headers.getlist("prefer"):
+        for preference in value.split(","):
+            name, _, raw = preference.split(";")[0].strip().partition("=")
+            if name.strip().lower() != "wait":
+                continue
+            try:
+                seconds = float(raw.strip().strip('"'))
+            except ValueError:
+                return None
+            if seconds != seconds or seconds < 0:  # NaN or negative
+                return None
+            return min(seconds, max_wait_s)
+    return None

@@ -1,0 +1,94 @@
+"""`python -m service <command>`: the one command-line entry of the service.
+
+serve       the API under gunicorn, configured from the environment (`make run`)
+worker      stream consumers in a process of their own (`make worker`)
+train-iris  train the scikit-learn iris model into a file (`make model`)
+acl         print the least-privilege Redis ACL line for KEY_PREFIX
+"""
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from service.jobs import standalone
+from service.models.iris import train
+from service.server.embedded_redis import socket_path
+from service.settings import Settings
+from service.storage.acl import acl_line
+
+GUNICORN_CONFIG = "python:service.server.gunicorn_conf"
+LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+
+
+def serve(extra: list[str]) -> int:
+    """gunicorn in place of this process (same pid, so signals reach its master directly);
+    options after `serve` are gunicorn's own, as GUNICORN_CMD_ARGS's are."""
+    command = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONFIG, *extra]
+    os.execv(sys.executable, command)  # noqa: S606 - a fixed program, not a shell
+
+
+def standalone_redis_url(settings: Settings) -> str:
+    """REDIS_URL, or else the embedded Redis that `make run` started from the same DATA_DIR."""
+    if settings.redis_url is not None:
+        return settings.redis_url
+    path = socket_path(settings.data_dir / "redis")
+    if path.exists():
+        return f"unix://{path}"
+    raise SystemExit(
+        "REDIS_URL is not set and no embedded Redis runs under DATA_DIR: start `make run` "
+        "first, or set REDIS_URL"
+    )
+
+
+def worker() -> int:
+    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
+    settings = Settings()
+    settings = settings.model_copy(update={"redis_url": standalone_redis_url(settings)})
+    standalone.run(settings)
+    return 0
+
+
+def train_iris(path: Path) -> int:
+    train(path)
+    print(f"trained iris classifier -> {path}")
+    return 0
+
+
+def acl(user: str) -> int:
+    print(acl_line(user, Settings().key_prefix))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="python -m service",
+        description="The prediction service. Configuration comes from the environment "
+        "(docs/configuration.md).",
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="command")
+    commands.add_parser(
+        "serve",
+        help="serve the API under gunicorn (`make run`); further options are gunicorn's",
+        add_help=False,
+    )
+    commands.add_parser("worker", help="run stream consumers on REDIS_URL (`make worker`)")
+    iris = commands.add_parser("train-iris", help="train the iris model (`make model`)")
+    iris.add_argument("path", nargs="?", type=Path, help="where to save it (default: MODEL_PATH)")
+    acl_command = commands.add_parser("acl", help="print the Redis ACL line for KEY_PREFIX")
+    acl_command.add_argument("user", nargs="?", default="prediction-service")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, extra = parser().parse_known_args(argv)
+    if args.command == "serve":
+        return serve(extra)
+    if extra:
+        parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "worker":
+        return worker()
+    if args.command == "train-iris":
+        return train_iris(args.path or Settings().model_path)
+    return acl(args.user)

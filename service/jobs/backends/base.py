@@ -1,0 +1,50 @@
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+# Work a backend wants run after the 202 is sent, in the same process (the background backend).
+AfterResponse = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    job_id: UUID
+    # True when an Idempotency-Key named an earlier submit of the same body: nothing new ran.
+    replayed: bool = False
+    after: AfterResponse | None = None
+
+
+class QueueFullError(Exception):
+    def __init__(self, backlog: int, retry_after_s: int) -> None:
+        super().__init__(f"the queue holds {backlog} jobs")
+        self.backlog = backlog
+        self.retry_after_s = retry_after_s
+
+
+class IdempotencyConflictError(Exception):
+    pass
+
+
+class AsyncBackend(Protocol):
+    """How an accepted async prediction gets computed; chosen by ASYNC_BACKEND."""
+
+    async def submit(
+        self,
+        job_id: UUID,
+        payload: Any,
+        input_json: bytes,
+        *,
+        deadline_at: float | None = None,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+    ) -> Submission:
+        """Store the job (one Redis round trip) and hand the work on.
+
+        Raises QueueFullError past MAX_QUEUE, IdempotencyConflictError when the key was used
+        with another body."""
+        ...
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,366 @@
+"""Stream consumers: they run inside the API processes (WORKER_CONCURRENCY each) or standalone,
+on any host that reaches Redis: `python -m service worker` (`make worker`).
+
+Each consumer reads batches from the job stream's consumer group, marks them running, calls the
+model once per batch, and finishes the batch in one round trip. Entries a dead consumer left
+pending are reclaimed with XAUTOCLAIM after CLAIM_IDLE_MS; each delivery is counted, and a job
+that used up MAX_ATTEMPTS is failed into the dead-letter stream.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+from uuid import UUID
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from service import metrics
+from service.jobs.status import JobStatus
+from service.jobs.store import Finish, JobStore, Outcome
+from service.models.base import Model
+from service.settings import Settings
+from service.storage import scripts
+from service.storage.keys import GROUP, Keys
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    max_batch_size: int
+    max_batch_wait_ms: float
+    claim_idle_ms: int
+    max_attempts: int
+    block_ms: int
+    # Model errors are logged with their message and traceback, which may quote the input.
+    log_inputs: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ConsumerConfig":
+        # A blocking read must return well within the socket timeout.
+        block_ms = max(1, min(settings.worker_block_ms, int(settings.redis_socket_timeout_s * 500)))
+        return cls(
+            max_batch_size=settings.max_batch_size,
+            max_batch_wait_ms=settings.max_batch_wait_ms,
+            claim_idle_ms=settings.claim_idle_ms,
+            max_attempts=settings.max_attempts,
+            block_ms=block_ms,
+            log_inputs=settings.log_inputs,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    entry_id: bytes
+    job_id: UUID
+    input: Any
+    deadline_at: float | None
+
+
+@dataclass
+class ConsumerStats:
+    """Counts a test or an operator can read; never timings."""
+
+    batches: int = 0
+    jobs: int = 0
+    largest_batch: int = 0
+    reclaimed: int = 0
+
+
+def consumer_name(index: int) -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{index}"
+
+
+def _parse(entry_id: bytes, fields: dict[bytes, bytes] | None) -> Delivery | None:
+    # An entry trimmed from the stream while pending comes back without fields.
+    if not fields or b"id" not in fields:
+        return None
+    deadline = fields.get(b"deadline_at") or b""
+    return Delivery(
+        entry_id=entry_id,
+        job_id=UUID(fields[b"id"].decode()),
+        input=orjson.loads(fields[b"input"]),
+        deadline_at=float(deadline) if deadline else None,
+    )
+
+
+_FINAL_STATUS = {
+    "succeeded": JobStatus.SUCCEEDED,
+    "failed": JobStatus.FAILED,
+    "dead": JobStatus.FAILED,
+    "expired": JobStatus.EXPIRED,
+}
+
+
+def _record_finished(
+    finishes: Sequence[Finish], made_final: set[str], created: dict[str, float]
+) -> None:
+    for finish in finishes:
+        job_id = str(finish.job_id)
+        status = _FINAL_STATUS.get(finish.outcome)
+        if status is None or job_id not in made_final or job_id not in created:
+            continue
+        metrics.job_finished(status, created[job_id])
+        if finish.outcome == "dead":
+            metrics.job_dead_lettered()
+
+
+class StreamConsumer:
+    def __init__(
+        self,
+        redis: Redis,
+        store: JobStore,
+        keys: Keys,
+        model: Model,
+        config: ConsumerConfig,
+        name: str,
+    ) -> None:
+        self.redis = redis
+        self.store = store
+        self.keys = keys
+        self.model = model
+        self.config = config
+        self.name = name
+        self.stats = ConsumerStats()
+        self._stopping = asyncio.Event()
+        self._group_ready = False
+        self._next_claim_at = 0.0
+        self._forget_idle = redis.register_script(scripts.FORGET_IDLE_CONSUMERS)
+
+    def stop(self) -> None:
+        """Stop reading; the batch in hand is finished first."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        backoff = 0.05
+        while not self._stopping.is_set():
+            try:
+                await self._ensure_group()
+                batch = await self._next_batch()
+                if batch:
+                    await self._process(batch)
+                backoff = 0.05
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):  # Redis lost the group (restarted without data)
+                    self._group_ready = False
+                    continue
+                logger.exception("event=worker_error consumer=%s", self.name)
+                await self._pause(backoff)
+            except (RedisError, OSError) as exc:
+                logger.warning(
+                    "event=worker_redis_error consumer=%s error=%s", self.name, type(exc).__name__
+                )
+                await self._pause(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def _next_batch(self) -> list[Delivery | tuple[bytes, None]]:
+        now = time.monotonic()
+        if now >= self._next_claim_at:
+            self._next_claim_at = now + self.config.claim_idle_ms / 2000
+            claimed = await self._reclaim()
+            if claimed:
+                return claimed
+        entries = await self._read(self.config.max_batch_size, self.config.block_ms)
+        if entries and self.config.max_batch_wait_ms > 0:
+            deadline = time.monotonic() + self.config.max_batch_wait_ms / 1000
+            while len(entries) < self.config.max_batch_size:
+                remaining_ms = int((deadline - time.monotonic()) * 1000)
+                if remaining_ms < 1:
+                    break
+                more = await self._read(self.config.max_batch_size - len(entries), remaining_ms)
+                if not more:
+                    break
+                entries += more
+        return entries
+
+    async def _read(self, count: int, block_ms: int) -> list[Delivery | tuple[bytes, None]]:
+        reply = await self.redis.xreadgroup(
+            GROUP, self.name, {self.keys.stream: ">"}, count=count, block=block_ms
+        )
+        if not reply:
+            return []
+        [[_, entries]] = cast(
+            list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]], reply
+        )
+        return [_parse(entry_id, fields) or (entry_id, None) for entry_id, fields in entries]
+
+    async def _reclaim(self) -> list[Delivery | tuple[bytes, None]]:
+        reply = await self.redis.xautoclaim(
+            self.keys.stream,
+            GROUP,
+            self.name,
+            min_idle_time=self.config.claim_idle_ms,
+            start_id="0-0",
+            count=self.config.max_batch_size,
+        )
+        await self._forget_dead_consumers()
+        entries = cast(list[tuple[bytes, dict[bytes, bytes] | None]], reply[1])
+        claimed = [_parse(entry_id, fields) or (entry_id, None) for entry_id, fields in entries]
+        if claimed:
+            self.stats.reclaimed += len(claimed)
+            metrics.jobs_reclaimed(len(claimed))
+            logger.info("event=reclaimed consumer=%s count=%d", self.name, len(claimed))
+        return claimed
+
+    async def _forget_dead_consumers(self) -> None:
+        """Drop the consumers of exited processes once nothing is pending on them, so that
+        the group does not grow with every restart."""
+        threshold_ms = max(60_000, 4 * self.config.claim_idle_ms)
+        forgotten = await self._forget_idle(
+            keys=[self.keys.stream], args=[GROUP, threshold_ms, self.name]
+        )
+        if forgotten:
+            logger.info("event=consumers_forgotten consumer=%s count=%d", self.name, forgotten)
+
+    async def _process(self, batch: Sequence[Delivery | tuple[bytes, None]]) -> None:
+        deliveries = [item for item in batch if isinstance(item, Delivery)]
+        trimmed = [item[0] for item in batch if not isinstance(item, Delivery)]
+        if trimmed:
+            # Nothing to run or report for an entry without fields: acknowledge it away.
+            await self.redis.xack(self.keys.stream, GROUP, *trimmed)
+        if not deliveries:
+            return
+        started = await self.store.mark_running([d.job_id for d in deliveries])
+        finishes: list[Finish] = []
+        runnable: list[tuple[Delivery, int]] = []
+        created: dict[str, float] = {}
+        now = time.time()
+        for delivery, (attempts, created_at) in zip(deliveries, started, strict=True):
+            if created_at is not None:
+                created[str(delivery.job_id)] = created_at
+            if attempts == -1:
+                continue  # another consumer finished it; its XACK already removed the entry
+            if attempts == -2:
+                finishes.append(Finish(delivery.entry_id, delivery.job_id, "gone", ""))
+            elif attempts > self.config.max_attempts:
+                reason = f"gave up after {self.config.max_attempts} attempts"
+                finishes.append(Finish(delivery.entry_id, delivery.job_id, "dead", reason))
+            elif delivery.deadline_at is not None and delivery.deadline_at < now:
+                finishes.append(
+                    Finish(delivery.entry_id, delivery.job_id, "expired", "deadline passed")
+                )
+            else:
+                runnable.append((delivery, attempts))
+                if created_at is not None:
+                    metrics.job_started(created_at)
+        if runnable:
+            finishes += await self._run_model(runnable)
+        if finishes:
+            made_final = await self.store.finish_batch(finishes)
+            _record_finished(finishes, made_final, created)
+            expected = sum(finish.outcome != "retry" for finish in finishes)
+            if len(made_final) < expected:
+                # Another consumer reclaimed these while this one stalled, and finished first:
+                # their results stand, these are dropped.
+                logger.info(
+                    "event=duplicate_completion consumer=%s ignored=%d",
+                    self.name,
+                    expected - len(made_final),
+                )
+
+    async def _run_model(self, runnable: list[tuple[Delivery, int]]) -> list[Finish]:
+        self.stats.batches += 1
+        self.stats.jobs += len(runnable)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(runnable))
+        inputs = [delivery.input for delivery, _ in runnable]
+        async with self._keep_claimed([delivery.entry_id for delivery, _ in runnable]):
+            try:
+                results = await self.model.predict_batch(inputs)
+            except Exception as exc:
+                if len(runnable) == 1:
+                    return [self._failure(*runnable[0], exc)]
+                # One bad input must not fail its batch mates: run them one by one.
+                return [await self._run_one(delivery, attempts) for delivery, attempts in runnable]
+        return [
+            Finish(delivery.entry_id, delivery.job_id, "succeeded", result)
+            for (delivery, _), result in zip(runnable, results, strict=True)
+        ]
+
+    async def _run_one(self, delivery: Delivery, attempts: int) -> Finish:
+        try:
+            [result] = await self.model.predict_batch([delivery.input])
+        except Exception as exc:
+            return self._failure(delivery, attempts, exc)
+        return Finish(delivery.entry_id, delivery.job_id, "succeeded", result)
+
+    def _failure(self, delivery: Delivery, attempts: int, exc: Exception) -> Finish:
+        logger.warning(
+            "event=model_error prediction_id=%s attempt=%d error=%s",
+            delivery.job_id,
+            attempts,
+            type(exc).__name__,
+            exc_info=exc if self.config.log_inputs else None,
+        )
+        outcome: Outcome = "dead" if attempts >= self.config.max_attempts else "retry"
+        return Finish(delivery.entry_id, delivery.job_id, outcome, type(exc).__name__)
+
+    @contextlib.asynccontextmanager
+    async def _keep_claimed(self, entry_ids: list[bytes]) -> AsyncIterator[None]:
+        """While a batch runs longer than a third of CLAIM_IDLE_MS, reset the entries' idle
+        time (XCLAIM JUSTID, which does not count a delivery), so that live consumers do not
+        reclaim work that is still in progress."""
+
+        ids: list[int | bytes | str | memoryview[int]] = list(entry_ids)
+        done = asyncio.Event()
+
+        async def heartbeat() -> None:
+            while not done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), self.config.claim_idle_ms / 3000)
+                    return
+                with contextlib.suppress(RedisError, OSError):
+                    await self.redis.xclaim(self.keys.stream, GROUP, self.name, 0, ids, justid=True)
+
+        # Stopped by an event, not cancelled: a cancellation that lands inside a Redis call
+        # can be taken for a timeout there and swallowed, and the loop would never end.
+        task = asyncio.create_task(heartbeat())
+        try:
+            yield
+        finally:
+            done.set()
+            await task
+
+
+class ConsumerPool:
+    """WORKER_CONCURRENCY consumers in one process, started and stopped together."""
+
+    def __init__(self, consumers: list[StreamConsumer]) -> None:
+        self.consumers = consumers
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(c.run(), name=c.name) for c in self.consumers]
+
+    async def stop(self, timeout_s: float) -> None:
+        """Stop reading, let in-flight batches finish within `timeout_s`; what is left stays
+        pending in the stream for other consumers to reclaim."""
+        for consumer in self.consumers:
+            consumer.stop()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,120 @@
+"""Completion notices for the waiters of one process, over ONE pub/sub subscription.
+
+Long-polls and `Prefer: wait` register a waiter per job; the reader task wakes them when the
+job's id is published. A waiter re-reads the job hash after a wake-up, so a notice lost while
+the subscription was down costs a re-check, never a wrong answer.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from uuid import UUID
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from service.jobs.store import Job, JobStore
+
+logger = logging.getLogger(__name__)
+
+
+class Notifier:
+    def __init__(self, redis: Redis, channel: str) -> None:
+        self.redis = redis
+        self.channel = channel
+        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self.subscribed = asyncio.Event()
+
+    @property
+    def waiters(self) -> int:
+        return sum(len(events) for events in self._waiters.values())
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="notifier")
+
+    async def close(self) -> None:
+        # Stopped by a flag the reader checks between reads of at most a second: a
+        # cancellation inside a Redis read can be taken for a timeout and swallowed there.
+        self._closing.set()
+        if self._task is not None:
+            await self._task
+
+    @contextlib.contextmanager
+    def watch(self, job_id: UUID) -> Iterator[asyncio.Event]:
+        """Register before reading the job, so a completion between the read and the wait
+        still wakes the waiter."""
+        key = str(job_id)
+        event = asyncio.Event()
+        self._waiters[key].add(event)
+        try:
+            yield event
+        finally:
+            events = self._waiters.get(key)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._waiters[key]
+
+    def _wake(self, job_id: str) -> None:
+        for event in self._waiters.get(job_id, ()):
+            event.set()
+
+    def _wake_all(self) -> None:
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while not self._closing.is_set():
+            try:
+                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    self.subscribed.set()
+                    backoff = 0.05
+                    # Notices published while unsubscribed are gone: let every waiter re-check.
+                    self._wake_all()
+                    while not self._closing.is_set():
+                        message = await pubsub.get_message(timeout=0.5)
+                        if message is not None and message["type"] == "message":
+                            for job_id in message["data"].decode().split(","):
+                                self._wake(job_id)
+            except (RedisError, OSError) as exc:
+                self.subscribed.clear()
+                logger.warning("event=notifier_disconnected error=%s", type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), backoff)
+                backoff = min(backoff * 2, 2.0)
+
+
+async def await_final(
+    store: JobStore, job_id: UUID, woken: asyncio.Event, timeout_s: float, owner: str | None
+) -> Job | None:
+    """Read the job, and while it is not final wait for its notice (registered by the
+    caller, before the job could finish) and read it again, until `timeout_s` runs out.
+    Another key's job is None at once: waiting on it would tell that it exists."""
+    deadline = time.monotonic() + timeout_s
+    job = await store.get(job_id, owner)
+    while job is not None and not job.status.is_final:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            await asyncio.wait_for(woken.wait(), remaining)
+        except TimeoutError:
+            break
+        woken.clear()
+        job = await store.get(job_id, owner)
+    return job
+
+
+async def wait_until_final(
+    notifier: Notifier, store: JobStore, job_id: UUID, timeout_s: float, owner: str | None
+) -> Job | None:
+    with notifier.watch(job_id) as woken:
+        return await await_final(store, job_id, woken, timeout_s, owner)

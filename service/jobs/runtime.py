@@ -1,0 +1,71 @@
+"""The job side of one process, wired from the settings in one place: the Redis clients, the
+job store, the completion notifier, the async backend and the stream consumers.
+
+The API's lifespan (service/api/app.py) and the standalone worker (service/jobs/standalone.py)
+both build it here; the API starts all of it, the standalone worker only its consumers.
+"""
+
+from service.jobs.backends.background import BackgroundBackend
+from service.jobs.backends.base import AsyncBackend
+from service.jobs.backends.stream import StreamBackend
+from service.jobs.consumer import ConsumerConfig, ConsumerPool, StreamConsumer, consumer_name
+from service.jobs.notifier import Notifier
+from service.jobs.store import JobStore
+from service.models.base import Model
+from service.settings import Settings
+from service.storage.connection import create_redis
+from service.storage.keys import Keys
+
+
+class JobRuntime:
+    def __init__(self, settings: Settings, model: Model, *, consumers: int) -> None:
+        self.settings = settings
+        # Blocking reads and the subscription hold a connection each: they use the pool.
+        # The job store's commands go through the auto-pipeline when it is on.
+        self.redis = create_redis(settings)
+        self.fast = (
+            create_redis(settings, autopipelined=True)
+            if settings.redis_autopipeline
+            else self.redis
+        )
+        self.keys = Keys(settings.key_prefix)
+        self.store = JobStore(
+            self.fast,
+            self.keys,
+            settings.result_ttl_s,
+            stream_maxlen=settings.effective_stream_maxlen,
+        )
+        self.notifier = Notifier(self.redis, self.keys.done_channel)
+        self.backend: AsyncBackend
+        if settings.async_backend == "background":
+            self.backend = BackgroundBackend(self.store, model, log_inputs=settings.log_inputs)
+            consumers = 0
+        else:
+            sample_every_s = settings.queue_sample_s if settings.metrics_enabled else 0
+            self.backend = StreamBackend(self.store, settings.max_queue, sample_every_s)
+        config = ConsumerConfig.from_settings(settings)
+        self.consumers = ConsumerPool(
+            [
+                StreamConsumer(self.redis, self.store, self.keys, model, config, consumer_name(i))
+                for i in range(consumers)
+            ]
+        )
+
+    def start(self, *, serving: bool = True) -> None:
+        """Start the consumers and, in a process that serves requests, the notifier its
+        waiters need and the backend (the queue sampler)."""
+        if serving:
+            self.notifier.start()
+            self.backend.start()
+        self.consumers.start()
+
+    async def close(self) -> None:
+        """The backend first, then the consumers (their in-flight batches finish within
+        GRACEFUL_TIMEOUT_S), the notifier, and the connections last: nothing still running
+        finds Redis closed under it."""
+        await self.backend.close()
+        await self.consumers.stop(self.settings.graceful_timeout_s)
+        await self.notifier.close()
+        await self.redis.aclose()
+        if self.fast is not self.redis:
+            await self.fast.aclose()

@@ -1,0 +1,205 @@
+"""The job hash: one Redis hash per prediction, keyed by its id, expiring after RESULT_TTL_S,
+and the atomic steps of a job's life (submit, start, finish), one round trip each."""
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+from uuid import UUID
+
+import orjson
+from redis.asyncio import Redis
+from redis.typing import FieldT
+
+from service.jobs.status import JobStatus
+from service.storage import scripts
+from service.storage.keys import GROUP, Keys
+
+Outcome = Literal["succeeded", "failed", "expired", "retry", "dead", "gone"]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: UUID
+    status: JobStatus
+    input: Any
+    result: str | None
+    error: str | None
+    created_at: float
+    finished_at: float | None
+    # The id of the API key that submitted it (service/api/middleware/api_keys.py); None with
+    # auth off.
+    owner: str | None = None
+
+    @classmethod
+    def from_hash(cls, job_id: UUID, fields: dict[bytes, bytes]) -> "Job":
+        finished = fields.get(b"finished_at")
+        result = fields.get(b"result")
+        error = fields.get(b"error")
+        owner = fields.get(b"owner")
+        return cls(
+            id=job_id,
+            status=JobStatus(fields[b"status"].decode()),
+            # Stored as JSON and only ever sent back as JSON: embedded as it is, not re-parsed.
+            input=orjson.Fragment(fields[b"input"]),
+            result=result.decode() if result is not None else None,
+            error=error.decode() if error is not None else None,
+            created_at=float(fields[b"created_at"]),
+            finished_at=float(finished) if finished is not None else None,
+            owner=owner.decode() if owner is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What the submit script decided."""
+
+    verdict: Literal["ok", "full", "duplicate", "conflict"]
+    backlog: int = 0
+    completed: int = 0
+    existing_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """How one delivery of a job ends."""
+
+    entry_id: bytes
+    job_id: UUID
+    outcome: Outcome
+    value: str
+
+
+def body_digest(input_json: bytes) -> str:
+    return hashlib.sha256(input_json).hexdigest()
+
+
+class JobStore:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        ttl_s: int,
+        *,
+        stream_maxlen: int = 100_000,
+        dead_letter_maxlen: int = 10_000,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.ttl_s = ttl_s
+        self.stream_maxlen = stream_maxlen
+        self.dead_letter_maxlen = dead_letter_maxlen
+        self._submit = redis.register_script(scripts.SUBMIT)
+        self._mark_running = redis.register_script(scripts.MARK_RUNNING)
+        self._finish_batch = redis.register_script(scripts.FINISH_BATCH)
+        self._sample_queue = redis.register_script(scripts.SAMPLE_QUEUE)
+
+    async def submit(
+        self,
+        job_id: UUID,
+        input_json: bytes,
+        *,
+        enqueue: bool,
+        max_queue: int = 0,
+        deadline_at: float | None = None,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+    ) -> Admission:
+        """One round trip: admission, the job hash (with its owner) and its TTL, the stream
+        entry, the idempotency record, atomically."""
+        job_key = self.keys.job(job_id)
+        reply = await self._submit(
+            keys=[
+                job_key,
+                self.keys.stream,
+                self.keys.backlog,
+                self.keys.completed,
+                self.keys.idempotency(idempotency_key, owner) if idempotency_key else job_key,
+            ],
+            args=[
+                str(job_id),
+                input_json,
+                repr(time.time()),
+                self.ttl_s,
+                max_queue,
+                self.stream_maxlen,
+                repr(deadline_at) if deadline_at is not None else "",
+                body_digest(input_json) if idempotency_key else "",
+                "1" if enqueue else "0",
+                owner or "",
+            ],
+        )
+        verdict = reply[0].decode()
+        if verdict in ("duplicate", "conflict"):
+            return Admission(verdict, existing_id=UUID(reply[1].decode()))
+        if verdict == "full":
+            return Admission("full", backlog=int(reply[1]), completed=int(reply[2]))
+        return Admission("ok", backlog=int(reply[1]))
+
+    async def get(self, job_id: UUID, owner: str | None = None) -> Job | None:
+        """One round trip (HGETALL). A job is only shown to the key that submitted it: to any
+        other it does not exist, so its id gives nothing away (OWASP API1)."""
+        fields = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.job(job_id)))
+        if not fields or b"status" not in fields:
+            return None
+        job = Job.from_hash(job_id, fields)
+        return job if job.owner == owner else None
+
+    async def mark_running(self, job_ids: Sequence[UUID]) -> list[tuple[int, float | None]]:
+        """One round trip for a batch: per job (attempts including this one, created_at);
+        attempts is -1 for a job already final and -2 for one whose hash is gone."""
+        reply = await self._mark_running(
+            keys=[self.keys.job(job_id) for job_id in job_ids], args=[repr(time.time())]
+        )
+        return [(int(attempts), float(created) if created else None) for attempts, created in reply]
+
+    async def finish_batch(self, finishes: Sequence[Finish]) -> set[str]:
+        """One round trip for a batch: results, XACK, dead letters, counters and the
+        completion notice. Returns the ids of the jobs this call made final."""
+        args: list[FieldT] = [
+            GROUP,
+            self.ttl_s,
+            repr(time.time()),
+            self.keys.done_channel,
+            self.stream_maxlen,
+            self.dead_letter_maxlen,
+        ]
+        for finish in finishes:
+            args += [finish.entry_id, str(finish.job_id), finish.outcome, finish.value]
+        keys = [self.keys.stream, self.keys.backlog, self.keys.completed, self.keys.dead_letters]
+        keys += [self.keys.job(finish.job_id) for finish in finishes]
+        made_final = await self._finish_batch(keys=keys, args=args)
+        return {job_id.decode() for job_id in made_final}
+
+    async def sample_queue(self) -> tuple[int, float | None]:
+        """One round trip: the backlog, and the enqueue time (epoch s) of the oldest job not
+        yet final, from its stream id, or None when there is none."""
+        backlog, *ids = await self._sample_queue(
+            keys=[self.keys.stream, self.keys.backlog], args=[GROUP]
+        )
+        stamps = [int(entry_id.split(b"-")[0]) for entry_id in ids if entry_id]
+        return int(backlog), min(stamps) / 1000 if stamps else None
+
+    async def finish(
+        self,
+        job_id: UUID,
+        status: JobStatus,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """A job that never went through the stream (the background backend): one round trip;
+        the TTL restarts so a result is kept RESULT_TTL_S after it exists."""
+        key = self.keys.job(job_id)
+        fields: dict[FieldT, FieldT] = {"status": status.value, "finished_at": repr(time.time())}
+        if result is not None:
+            fields["result"] = result
+        if error is not None:
+            fields["error"] = error
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, self.ttl_s)
+            pipe.incr(self.keys.completed)
+            pipe.publish(self.keys.done_channel, str(job_id))
+            await pipe.execute()

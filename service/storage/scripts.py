@@ -1,0 +1,21 @@
+"""The Lua scripts: each multi-key step of a job's life (and the rate limit) is one atomic
+round trip. Each lives in `lua/<name>.lua`, whose opening comment is its KEYS/ARGV contract.
+
+`redis.replicate_commands()` in a script lets Redis 6.2 run XADD with an auto id after reads
+(it is the default, and a no-op, from Redis 7).
+"""
+
+from importlib.resources import files
+from typing import Final
+
+
+def _script(name: str) -> str:
+    return (files(__package__) / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+SUBMIT: Final = _script("submit")
+MARK_RUNNING: Final = _script("mark_running")
+FINISH_BATCH: Final = _script("finish_batch")
+FORGET_IDLE_CONSUMERS: Final = _script("forget_idle_consumers")
+SAMPLE_QUEUE: Final = _script("sample_queue")
+RATE_LIMIT: Final = _script("rate_limit")

@@ -1,0 +1,221 @@
+"""The durable stream backend, in-process against a real Redis: attempts and dead letters,
+deadlines, backpressure, idempotency, micro-batching, long-poll and `Prefer: wait`."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from service.jobs.backends.stream import retry_after_s
+from service.jobs.consumer import ConsumerConfig, ConsumerPool, StreamConsumer
+from service.storage.keys import GROUP
+from tests.support.apps import FailingModel, in_app, services_of
+from tests.support.http import ASYNC, BODY
+
+
+def submit(client: TestClient, body: object = BODY, **headers: str) -> str:
+    response = client.post("/predict", json=body, headers={**ASYNC, **headers})
+    assert response.status_code == 202, response.text
+    prediction_id: str = response.json()["prediction_id"]
+    return prediction_id
+
+
+def test_a_model_that_always_raises_ends_failed_and_dead_lettered(
+    make_client: Callable[..., TestClient], redis_client: redis.Redis
+) -> None:
+    model = FailingModel()
+    client = make_client(model, max_attempts=3)
+    prediction_id = submit(client)
+    body = client.get(f"/predict/{prediction_id}?wait=10").json()
+    assert body["status"] == "failed"
+    assert body["error"] == "Prediction failed."
+    assert body["reason"] == "RuntimeError"
+    assert model.calls == 3
+    letters = redis_client.xrange("pred:dead")
+    assert letters is not None
+    [(_, letter)] = letters
+    assert letter is not None
+    assert letter[b"id"] == prediction_id.encode()
+    assert letter[b"attempts"] == b"3"
+    assert letter[b"input"] == b'"some_input_data"'
+    assert redis_client.hget(f"pred:job:{prediction_id}", "attempts") == b"3"
+    assert redis_client.get("pred:backlog") == b"0"
+    assert redis_client.xpending("pred:stream", GROUP)["pending"] == 0
+
+
+def test_a_job_delivered_more_than_max_attempts_is_not_run_again(
+    make_client: Callable[..., TestClient], redis_client: redis.Redis
+) -> None:
+    """A poison job that kills its worker every time is never acknowledged: its deliveries
+    are counted when it starts, and the one after MAX_ATTEMPTS fails it without running it."""
+    client = make_client(worker_concurrency=0, max_attempts=2)
+    prediction_id = submit(client)
+    redis_client.hset(f"pred:job:{prediction_id}", "attempts", 2)  # two deliveries died
+    pool = drain_with_one_consumer(client)
+    body = client.get(f"/predict/{prediction_id}").json()
+    assert body["status"] == "failed"
+    assert body["reason"] == "gave up after 2 attempts"
+    assert pool.consumers[0].stats.jobs == 0  # the model never saw it
+    assert redis_client.xlen("pred:dead") == 1
+
+
+def drain_with_one_consumer(client: TestClient) -> ConsumerPool:
+    """A consumer of the app's own, run on its loop until the backlog is empty; its stats
+    are the deterministic counts the tests read."""
+    services = services_of(client)
+    config = ConsumerConfig.from_settings(services.settings)
+    consumer = StreamConsumer(
+        services.redis, services.store, services.store.keys, services.model, config, "test-0"
+    )
+    pool = ConsumerPool([consumer])
+    in_app(client, lambda: _run_until_idle(pool))
+    return pool
+
+
+async def _run_until_idle(pool: ConsumerPool) -> None:
+    pool.start()
+    consumer = pool.consumers[0]
+    for _ in range(200):
+        await asyncio.sleep(0.02)
+        backlog = await consumer.redis.get(consumer.keys.backlog)
+        if backlog in (b"0", None):
+            break
+    await pool.stop(5)
+
+
+def test_micro_batching_gives_the_model_full_batches(
+    make_client: Callable[..., TestClient], redis_client: redis.Redis
+) -> None:
+    client = make_client(worker_concurrency=0, max_batch_size=32)
+    ids = [submit(client) for _ in range(100)]
+    pool = drain_with_one_consumer(client)
+    stats = pool.consumers[0].stats
+    assert (stats.jobs, stats.batches, stats.largest_batch) == (100, 4, 32)
+    assert all(client.get(f"/predict/{i}").json()["status"] == "succeeded" for i in ids)
+
+
+def test_a_job_past_its_deadline_expires_without_running(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(worker_concurrency=0)
+    late = submit(client, {"input": "x", "deadline_s": 0.01})
+    timely = submit(client, {"input": "x", "deadline_s": 60})
+    time.sleep(0.05)
+    pool = drain_with_one_consumer(client)
+    expired = client.get(f"/predict/{late}").json()
+    assert expired["status"] == "expired"
+    assert expired["error"] == "Prediction expired before it could run."
+    assert client.get(f"/predict/{timely}").json()["status"] == "succeeded"
+    assert pool.consumers[0].stats.jobs == 1
+
+
+@pytest.mark.parametrize("deadline", [0, -1, "soon", 10**9])
+def test_bad_deadlines_are_422(client: TestClient, deadline: object) -> None:
+    response = client.post("/predict", json={"input": "x", "deadline_s": deadline}, headers=ASYNC)
+    assert response.status_code == 422
+    assert "deadline_s" in response.json()["error"]
+
+
+def test_past_max_queue_submits_get_429_with_retry_after(
+    make_client: Callable[..., TestClient], redis_client: redis.Redis
+) -> None:
+    client = make_client(worker_concurrency=0, max_queue=5)
+    for _ in range(5):
+        submit(client)
+    for _ in range(3):
+        refused = client.post("/predict", json=BODY, headers=ASYNC)
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        assert "queue is full" in refused.json()["error"]
+    assert redis_client.xlen("pred:stream") == 5
+    assert redis_client.get("pred:backlog") == b"5"
+    assert len(redis_client.keys("pred:job:*")) == 5  # a refused job leaves nothing behind
+    # The synchronous path is not queued, so it is not refused.
+    assert client.post("/predict", json=BODY).status_code == 200
+
+
+def test_retry_after_follows_the_backlog_and_the_completion_rate() -> None:
+    assert retry_after_s(backlog=1000, max_queue=1000, rate=None) == 1
+    assert retry_after_s(backlog=1000, max_queue=1000, rate=0.0) == 60
+    assert retry_after_s(backlog=1000, max_queue=1000, rate=50.0) == 2  # 100 over 90% at 50/s
+    assert retry_after_s(backlog=1000, max_queue=1000, rate=1e6) == 1
+    assert retry_after_s(backlog=100_000, max_queue=1000, rate=1.0) == 60
+
+
+def test_the_stream_stays_capped(
+    make_client: Callable[..., TestClient], redis_client: redis.Redis
+) -> None:
+    client = make_client(max_queue=10, stream_maxlen=20)
+    for _ in range(300):
+        prediction_id = submit(client)
+        client.get(f"/predict/{prediction_id}?wait=5")
+    # MAXLEN ~ trims whole radix-tree nodes (100 entries by default), so the cap is approximate.
+    assert redis_client.xlen("pred:stream") <= 20 + 100
+
+
+def test_idempotency_key_returns_the_same_prediction(
+    make_client: Callable[..., TestClient], redis_client: redis.Redis
+) -> None:
+    client = make_client(worker_concurrency=0)
+    first = client.post("/predict", json=BODY, headers={**ASYNC, "Idempotency-Key": "order-42"})
+    again = client.post("/predict", json=BODY, headers={**ASYNC, "Idempotency-Key": "order-42"})
+    assert first.status_code == again.status_code == 202
+    assert again.json()["prediction_id"] == first.json()["prediction_id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert redis_client.xlen("pred:stream") == 1
+    other = client.post(
+        "/predict", json={"input": "other"}, headers={**ASYNC, "Idempotency-Key": "order-42"}
+    )
+    assert other.status_code == 422
+    assert "Idempotency-Key" in other.json()["error"]
+    assert redis_client.xlen("pred:stream") == 1
+    assert (
+        client.post("/predict", json=BODY, headers={**ASYNC, "Idempotency-Key": ""}).status_code
+        == 422
+    )
+    assert (
+        client.post(
+            "/predict", json=BODY, headers={**ASYNC, "Idempotency-Key": "k" * 256}
+        ).status_code
+        == 422
+    )
+
+
+def test_prefer_wait_answers_200_for_a_fast_model(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    response = client.post("/predict", json=BODY, headers={**ASYNC, "Prefer": "wait=5"})
+    assert response.status_code == 200
+    assert response.headers["preference-applied"] == "wait=5"
+    body = response.json()
+    assert body["input"] == "some_input_data"
+    assert body["result"].isdigit()
+    assert uuid.UUID(body["prediction_id"])
+
+
+def test_prefer_wait_answers_202_for_a_slow_model(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(mock_latency_ms=2000)
+    response = client.post(
+        "/predict", json=BODY, headers={**ASYNC, "Prefer": "respond-async, wait=0.2"}
+    )
+    assert response.status_code == 202
+    assert "preference-applied" not in response.headers
+    assert response.headers["location"].endswith(response.json()["prediction_id"])
+
+
+def test_long_poll_is_capped_at_max_wait(client: TestClient) -> None:
+    prediction_id = submit(client)
+    assert client.get(f"/predict/{prediction_id}?wait=31").status_code == 422
+    response = client.get(f"/predict/{prediction_id}?wait=0.1")
+    assert response.status_code == 202
+    assert response.json()["error"] == "Prediction is still being processed."
+
+
+def test_long_poll_of_an_unknown_id_is_404_at_once(client: TestClient) -> None:
+    started = time.monotonic()
+    response = client.get(f"/predict/{uuid.uuid4()}?wait=10")
+    assert response.status_code == 404
+    assert time.monotonic() - started < 5  # it did not wait out the 10 s
