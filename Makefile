@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 MODEL_PATH ?= artifacts/iris.joblib
 PYTEST_ARGS ?=
 PROMETHEUS_PORT ?= 9090
+DOCS_PORT ?= 8000
 
 export MODEL_PATH
 
@@ -78,6 +79,15 @@ lock: $(STAMP) ## Re-resolve requirements*.lock from pyproject.toml
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra sklearn pyproject.toml -o requirements.lock
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra loadtest pyproject.toml -o requirements-loadtest.lock
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra sklearn --extra loadtest --extra dev pyproject.toml -o requirements-dev.lock
+
+# The documentation site (mkdocs.yml, docs/). NO_MKDOCS_2_WARNING quiets a banner about MkDocs's
+# future that every run would otherwise print.
+.PHONY: docs docs-build
+docs: $(STAMP) ## Serve the documentation on http://127.0.0.1:8000 (DOCS_PORT), rebuilt on every edit
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+docs-build: $(STAMP) ## Build the documentation into site/, strictly: a broken link or anchor fails
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # The compose file's Prometheus configuration, pointed at `make run` on this host.
 prometheus: ## Prometheus on PROMETHEUS_PORT scraping `make run` on PORT, with the alert rules (Debian package prometheus)

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
     prometheus_multiproc_dir: Path | None = None
 
-    # Security: every control below is off by default (see the README's Security section).
+    # Security: every control below is off by default (docs/security.md).
     api_keys: str = Field("", repr=False)
     metrics_require_key: bool = False
     rate_limit_per_s: float | None = Field(None, gt=0)
