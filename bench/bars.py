@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 Verdict = Literal["met", "NOT met", "reported", "not measured"]
 
-# (figure in run.FIGURES, reference, least ratio; None: reported, no target)
+# (figure in figures.FIGURES, reference, least ratio; None: reported, no target)
 RATIO_BARS: tuple[tuple[str, str, str, float | None], ...] = (
     ("sync POST /predict throughput", "sync rps", "seed", 3.0),
     ("sync POST /predict throughput", "sync rps", "bound", 0.6),

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 
 from bench import svg
-from bench.builds import BUILDS, ORDER
-from bench.run import FIGURES
+from bench.figures import FIGURES
+from bench.lineup import ORDER, TITLES
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
@@ -314,7 +314,7 @@ svg.chart{margin:0.5em 1em 0.5em 0;border:1px solid #eee}
 
 def render_html(results: dict[str, Any], micro: dict[str, Any] | None) -> str:
     meta = results["meta"]
-    builds = "".join(f"<li><b>{n}</b>: {escape(BUILDS[n].title)}</li>" for n in ORDER)
+    builds = "".join(f"<li><b>{n}</b>: {escape(TITLES[n])}</li>" for n in ORDER)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Benchmark {escape(meta["started"])}</title>
 <style>{CSS}</style></head><body>

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.bars import bars
-from bench.builds import BUILDS, ORDER, BuildName, started
+from bench.builds import BUILDS, started
 from bench.config import BenchConfig
+from bench.figures import FIGURES
+from bench.lineup import ORDER, BuildName
 from bench.load import wrk_binary
 from bench.placement import Placement
 from bench.scenarios import (
@@ -31,14 +33,6 @@ from bench.scenarios import (
 )
 from service.server.embedded_redis import EmbeddedRedis
 from service.server.process import ServerProcess, free_port
-
-# The throughput figures a ratio is reported for, and where each lives in a build's results.
-FIGURES: dict[str, tuple[str, str]] = {
-    "sync rps": ("sync", "rps"),
-    "async jobs/s submitted": ("async", "submitted_per_s"),
-    "async jobs/s finished": ("async", "finished_per_s"),
-    "poll rps": ("poll", "rps"),
-}
 
 
 @contextmanager

@@ -6,10 +6,11 @@ from typing import Any
 import pytest
 
 from bench.bars import bars
+from bench.figures import FIGURES
 from bench.gate import check
 from bench.knee import SweepPoint, find_knee
 from bench.load import LoadResult
-from bench.run import FIGURES, knee_load
+from bench.run import knee_load
 from bench.time_to_result import Strategy
 
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from bench.builds import ORDER
 from bench.config import BenchConfig
+from bench.figures import FIGURES
+from bench.lineup import ORDER
 from bench.placement import default_placement
 from bench.report import write_report
-from bench.run import FIGURES, side_by_side
+from bench.run import side_by_side
 from tests.support.tools import CHROMIUM_FLAGS, require
 
 pytestmark = [pytest.mark.served, pytest.mark.wrk, pytest.mark.browser]
