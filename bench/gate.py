@@ -4,6 +4,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from bench.results import GateRow, GateVerdict, Ratio
+
 FLOORS = Path(__file__).resolve().parent / "gate.toml"
 
 
@@ -12,10 +14,10 @@ def load_floors(path: Path = FLOORS) -> dict[str, Any]:
         return tomllib.load(f)
 
 
-def check(ratios: dict[str, dict[str, float]], floors: dict[str, Any]) -> dict[str, Any]:
+def check(ratios: dict[str, Ratio], floors: dict[str, Any]) -> GateVerdict:
     """Each figure's ratio of the tuned build to the seed, against its committed floor."""
-    rows = []
-    for figure, floor in floors["ratio_to_seed_floor"].items():
-        measured = ratios[figure]["vs_seed"]
-        rows.append({"figure": figure, "ratio": measured, "floor": floor, "ok": measured >= floor})
-    return {"passed": all(row["ok"] for row in rows), "rows": rows}
+    rows = tuple(
+        GateRow(figure, ratios[figure].vs_seed, floor, ratios[figure].vs_seed >= floor)
+        for figure, floor in floors["ratio_to_seed_floor"].items()
+    )
+    return GateVerdict(all(row.ok for row in rows), rows)

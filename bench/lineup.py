@@ -5,6 +5,8 @@ from typing import Literal
 
 BuildName = Literal["tuned", "seed", "bound"]
 ORDER: tuple[BuildName, ...] = ("tuned", "seed", "bound")
+# The builds the tuned one is measured against.
+Reference = Literal["seed", "bound"]
 TITLES: dict[BuildName, str] = {
     "tuned": "this service under gunicorn (`python -m service serve`, as `make run`)",
     "seed": "FastAPI, sync redis-py in def routes, BackgroundTasks, 1 uvicorn worker unless said",

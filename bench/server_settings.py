@@ -120,8 +120,8 @@ def _async(
 ) -> dict[str, Any]:
     jobs = async_load(url, placement, redis_url, cfg.connections, cfg.duration)
     return {
-        "submitted_per_s": jobs["submitted_per_s"],
-        "finished_per_s": jobs["finished_per_s"],
+        "submitted_per_s": jobs.submitted_per_s,
+        "finished_per_s": jobs.finished_per_s,
     }
 
 
@@ -129,7 +129,7 @@ def _time_to_result(
     url: str, placement: Placement, redis_url: str, cfg: BenchConfig, env: dict[str, str]
 ) -> dict[str, Any]:
     [measured] = time_to_result(url, ("poll:10ms",), cfg.ttr_rate, cfg.ttr_duration_s)
-    return {"ttr_p50_ms": measured["p50_ms"], "ttr_p99_ms": measured["p99_ms"]}
+    return {"ttr_p50_ms": measured.p50_ms, "ttr_p99_ms": measured.p99_ms}
 
 
 _CONSUMERS = {
