@@ -1,5 +1,6 @@
-"""What the harness measured, as it is reported: the side-by-side run (results.json), and its
-parts. Plain data: the report reads these, and nothing else of a run."""
+"""What the harness measured, as it is reported: the side-by-side run and its parts
+(results.json), and the settings experiments (settings.json). Plain data: the report reads
+these, and nothing else of a run."""
 
 from dataclasses import dataclass, field
 from typing import Literal
@@ -267,6 +268,87 @@ class MicroBenchmark:
     name: str
     mean_s: float
     ops: float
+
+
+@dataclass(frozen=True, slots=True)
+class SyncThroughput:
+    """A settings variant's sync throughput under wrk; errors: answers that were not 2xx."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    def cells(self) -> dict[str, float]:
+        return {
+            "rps": self.rps,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "errors": self.errors,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionBurst:
+    """Clients that connected at the same instant, one request each: how many got no 200, and
+    the time from connect to answer of those that did."""
+
+    connections: int
+    failed: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    def cells(self) -> dict[str, float]:
+        return {
+            "failed": self.failed,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "max_ms": self.max_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobRates:
+    submitted_per_s: float
+    finished_per_s: float
+
+    def cells(self) -> dict[str, float]:
+        return {"submitted_per_s": self.submitted_per_s, "finished_per_s": self.finished_per_s}
+
+
+@dataclass(frozen=True, slots=True)
+class PollingLatency:
+    """Time to result, polling every 10 ms."""
+
+    ttr_p50_ms: float
+    ttr_p99_ms: float
+
+    def cells(self) -> dict[str, float]:
+        return {"ttr_p50_ms": self.ttr_p50_ms, "ttr_p99_ms": self.ttr_p99_ms}
+
+
+# What a settings experiment measures of each variant.
+VariantFigures = SyncThroughput | ConnectionBurst | JobRates | PollingLatency
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentResult:
+    """One setting measured against its alternatives: a row per variant."""
+
+    setting: str
+    question: str
+    default: str  # the label of the variant the service ships with
+    columns: tuple[str, ...]
+    rows: dict[str, VariantFigures]  # by variant label
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsRun:
+    """What `make bench-settings` measured; settings.json."""
+
+    placement: str
+    experiments: tuple[ExperimentResult, ...]
 
 
 def _config_as_json(value: object) -> object:
