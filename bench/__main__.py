@@ -19,7 +19,7 @@ from bench.config import BenchConfig
 from bench.load import GeneratorSaturatedError, WrkMissingError, wrk_binary
 from bench.placement import default_placement
 from bench.report import print_table, write_report
-from bench.results import MicroBenchmark
+from bench.results import MicroBenchmark, to_json
 from bench.run import side_by_side
 from bench.time_to_result import ClientSaturatedError
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"make bench-instructions: {exc}", file=sys.stderr)
             return 2
         target = out / "instructions.json"
-        target.write_bytes(orjson.dumps(counted, option=orjson.OPT_INDENT_2))
+        target.write_bytes(to_json(counted))
         print(f"instructions: {target}")
         return 0
     if args.command == "settings":

@@ -1,6 +1,6 @@
 """What the harness measured, as it is reported: the side-by-side run and its parts
-(results.json), and the settings experiments (settings.json). Plain data: the report reads
-these, and nothing else of a run."""
+(results.json), the settings experiments (settings.json) and the instruction counts
+(instructions.json). Plain data: the report reads these, and nothing else of a run."""
 
 from dataclasses import dataclass, field
 from typing import Literal
@@ -349,6 +349,23 @@ class SettingsRun:
 
     placement: str
     experiments: tuple[ExperimentResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InstructionCount:
+    """CPU instructions a build spent on a measured wrk run, per request answered."""
+
+    requests: int
+    instructions: int
+    per_request: float
+
+
+@dataclass(frozen=True, slots=True)
+class InstructionsRun:
+    """What `make bench-instructions` counted; instructions.json."""
+
+    builds: dict[BuildName, InstructionCount]
+    bound_over_tuned: float  # the tuned build's share of the bound's speed, by work
 
 
 def _config_as_json(value: object) -> object:
