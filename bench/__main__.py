@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 3
     if not full:
-        results = replace(results, gate=gate.check(results.ratios, gate.load_floors()))
+        results = replace(
+            results, gate=gate.check(results.ratios, gate.load_floors().ratio_to_seed_floor)
+        )
     write_report(out, results, micro)
     print_table(results, out)
     if results.gate is not None and not results.gate.passed:

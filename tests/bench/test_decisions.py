@@ -4,7 +4,8 @@ strategies, the gate's verdict, the bars' verdicts and the fixed-rate load."""
 import pytest
 
 from bench.bars import bars
-from bench.gate import check
+from bench.figures import FIGURES
+from bench.gate import check, load_floors
 from bench.knee import find_knee
 from bench.load import generator_saturated
 from bench.results import (
@@ -56,12 +57,16 @@ def test_strategies_parse() -> None:
 
 def test_gate_fails_a_figure_below_its_floor() -> None:
     ratios = {"sync rps": Ratio(1.4, 0.2), "poll rps": Ratio(0.9, 0.1)}
-    verdict = check(ratios, {"ratio_to_seed_floor": {"sync rps": 1.2, "poll rps": 1.0}})
+    verdict = check(ratios, {"sync rps": 1.2, "poll rps": 1.0})
     assert not verdict.passed
     assert [(row.figure, row.ok) for row in verdict.rows] == [
         ("sync rps", True),
         ("poll rps", False),
     ]
+
+
+def test_the_committed_floors_name_every_figure_and_only_those() -> None:
+    assert set(load_floors().ratio_to_seed_floor) == set(FIGURES)
 
 
 def test_bars_say_met_or_not_met_against_each_target() -> None:

@@ -48,9 +48,7 @@ def test_a_gate_run_says_what_it_did_not_measure() -> None:
     made_up = full_run(BenchConfig())
     builds = {name: build_figures(1000.0) for name in ORDER}
     gate_run = replace(made_up, builds=builds, fixed_rate=None, scaling=None)
-    gate_run = replace(
-        gate_run, gate=check(gate_run.ratios, {"ratio_to_seed_floor": {"sync rps": 9.0}})
-    )
+    gate_run = replace(gate_run, gate=check(gate_run.ratios, {"sync rps": 9.0}))
     html = render_html(gate_run, None)
     for title in SECTIONS:
         assert section(html, title).startswith("<p>Not part of this run.</p>"), title
