@@ -9,8 +9,8 @@ import argparse
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -19,13 +19,14 @@ from bench.config import BenchConfig
 from bench.load import GeneratorSaturatedError, WrkMissingError, wrk_binary
 from bench.placement import default_placement
 from bench.report import print_table, write_report
+from bench.results import MicroBenchmark, to_json
 from bench.run import side_by_side
 from bench.time_to_result import ClientSaturatedError
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def micro_benchmarks(out: Path, cpus: frozenset[int]) -> dict[str, Any] | None:
+def micro_benchmarks(out: Path, cpus: frozenset[int]) -> tuple[MicroBenchmark, ...]:
     """pytest-benchmark over bench/micro, pinned to the server core (a quiet one)."""
     target = out / "micro.json"
     pin = ["taskset", "--cpu-list", ",".join(map(str, sorted(cpus)))] if cpus else []
@@ -43,8 +44,10 @@ def micro_benchmarks(out: Path, cpus: frozenset[int]) -> dict[str, Any] | None:
     )
     if done.returncode != 0:
         raise SystemExit(f"micro-benchmarks failed ({done.returncode})")
-    loaded: dict[str, Any] = orjson.loads(target.read_bytes())
-    return loaded
+    return tuple(
+        MicroBenchmark(b["group"], b["name"], b["stats"]["mean"], b["stats"]["ops"])
+        for b in orjson.loads(target.read_bytes())["benchmarks"]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"make bench-instructions: {exc}", file=sys.stderr)
             return 2
         target = out / "instructions.json"
-        target.write_bytes(orjson.dumps(counted, option=orjson.OPT_INDENT_2))
+        target.write_bytes(to_json(counted))
         print(f"instructions: {target}")
         return 0
     if args.command == "settings":
@@ -88,10 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 3
     if not full:
-        results["gate"] = gate.check(results["ratios"], gate.load_floors())
+        results = replace(
+            results, gate=gate.check(results.ratios, gate.load_floors().ratio_to_seed_floor)
+        )
     write_report(out, results, micro)
     print_table(results, out)
-    if not full and not results["gate"]["passed"]:
+    if results.gate is not None and not results.gate.passed:
         return 1
     return 0
 

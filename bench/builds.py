@@ -1,4 +1,4 @@
-"""The three builds measured side by side, and how each is started."""
+"""How each of the three builds measured side by side is started."""
 
 import os
 import sys
@@ -6,21 +6,19 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+from bench.lineup import BuildName
 from bench.load import run_wrk
 from bench.placement import Placement
 from bench.scenarios import MOCK_BODY
 from service.server.process import ServerProcess, free_port, running
 
-BuildName = Literal["tuned", "seed", "bound"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True, slots=True)
 class Build:
     name: BuildName
-    title: str
     command: tuple[str, ...]  # PORT comes from the environment (see `serve`)
 
 
@@ -33,21 +31,17 @@ def _uvicorn(app: str) -> tuple[str, ...]:
 BUILDS: dict[BuildName, Build] = {
     "tuned": Build(
         "tuned",
-        "this service under gunicorn (`python -m service serve`, as `make run`)",
         (sys.executable, "-m", "service", "serve"),
     ),
     "seed": Build(
         "seed",
-        "FastAPI, sync redis-py in def routes, BackgroundTasks, 1 uvicorn worker unless said",
         _uvicorn("bench.apps.seed:app"),
     ),
     "bound": Build(
         "bound",
-        "raw ASGI on uvicorn, orjson, redis.asyncio + hiredis",
         _uvicorn("bench.apps.bound:app"),
     ),
 }
-ORDER: tuple[BuildName, ...] = ("tuned", "seed", "bound")
 
 
 @contextmanager

@@ -18,11 +18,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from bench.builds import ROOT
+from bench.lineup import BuildName
 from bench.load import run_wrk
 from bench.placement import Placement
+from bench.results import InstructionCount, InstructionsRun
 from bench.scenarios import MOCK_BODY
 from service.server.embedded_redis import EmbeddedRedis
 from service.server.process import free_port, wait_until_ready
@@ -36,7 +37,7 @@ UNPINNED = Placement(frozenset(), frozenset())
 
 # How each build is served (bench/apps/serve.py): the tuned build from its factory, with the HTTP
 # protocol of its gunicorn worker.
-BUILDS = {
+BUILDS: dict[BuildName, tuple[str, ...]] = {
     "tuned": ("service.api.app:create_app", "--factory", "--service-protocol"),
     "bound": ("bench.apps.bound:app",),
 }
@@ -62,8 +63,12 @@ def _wrk(url: str, seconds: int) -> int:
 
 
 def count(
-    build: str, redis_url: str, tmp: Path, warm_up_s: int = WARM_UP_S, measured_s: int = MEASURED_S
-) -> dict[str, Any]:
+    build: BuildName,
+    redis_url: str,
+    tmp: Path,
+    warm_up_s: int = WARM_UP_S,
+    measured_s: int = MEASURED_S,
+) -> InstructionCount:
     """Instructions per sync request of one build."""
     port = free_port()
     out = tmp / f"callgrind.{build}"
@@ -105,25 +110,25 @@ def count(
         if line.startswith("totals:")
     ]
     instructions = max(totals, default=0)
-    return {
-        "requests": requests,
-        "instructions": instructions,
-        "per_request": instructions / requests if requests else float("nan"),
-    }
+    return InstructionCount(
+        requests=requests,
+        instructions=instructions,
+        per_request=instructions / requests if requests else float("nan"),
+    )
 
 
-def run() -> dict[str, Any]:
+def run() -> InstructionsRun:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise ValgrindMissingError("valgrind is not installed: `apt-get install valgrind`")
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp_name:
         tmp = Path(tmp_name)
         with EmbeddedRedis(tmp / "redis", port=free_port(), appendonly=False) as redis_server:
             results = {build: count(build, redis_server.url, tmp) for build in BUILDS}
-    ratio = results["bound"]["per_request"] / results["tuned"]["per_request"]
+    ratio = results["bound"].per_request / results["tuned"].per_request
     for build, measured in results.items():
         print(
-            f"{build:6} {measured['per_request']:>10,.0f} instructions per sync request "
-            f"({measured['requests']:,} requests)"
+            f"{build:6} {measured.per_request:>10,.0f} instructions per sync request "
+            f"({measured.requests:,} requests)"
         )
     print(f"bound / tuned: {ratio:.2f} (the tuned build's share of the bound's speed, by work)")
-    return {"builds": results, "bound_over_tuned": ratio}
+    return InstructionsRun(results, ratio)

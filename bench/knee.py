@@ -2,14 +2,8 @@
 target. Past it, more concurrency buys queueing, not throughput."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True, slots=True)
-class SweepPoint:
-    connections: int
-    rps: float
-    p99_ms: float
+from bench.results import SweepPoint
 
 
 def find_knee(points: Sequence[SweepPoint], p99_target_ms: float) -> SweepPoint | None:

@@ -10,12 +10,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from bench.cpu import CpuMeter
 from bench.placement import Placement
+from bench.results import LoadRun
 
 LUA_DIR = Path(__file__).resolve().parent / "wrk"
 # wrk's one thread using this much of a core while the server core idles means the generator,
@@ -46,55 +46,30 @@ def wrk_binary() -> str:
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class LoadResult:
-    """One wrk run: throughput, the latency distribution, and the CPU evidence."""
+def generator_saturated(run: LoadRun) -> bool:
+    return run.generator_cpu >= SATURATED_GENERATOR_CPU and run.server_core_busy < SERVER_IDLE_BUSY
 
-    scenario: str
-    connections: int
+
+@dataclass(frozen=True, slots=True)
+class WrkOutput:
+    """What report.lua printed: the run's counts and latency distribution."""
+
     duration_s: float
     requests: int
     errors: dict[str, int]
-    latency_cdf_ms: list[tuple[float, float]]  # (percentile, latency in ms)
-    server_busy: float
-    load_busy: float
-    generator_cpu: float  # CPU seconds wrk used per second of the run
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.duration_s
-
-    def percentile_ms(self, q: float) -> float:
-        return next(ms for p, ms in self.latency_cdf_ms if p >= q)
-
-    @property
-    def generator_saturated(self) -> bool:
-        return self.generator_cpu >= SATURATED_GENERATOR_CPU and self.server_busy < SERVER_IDLE_BUSY
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "scenario": self.scenario,
-            "connections": self.connections,
-            "duration_s": self.duration_s,
-            "requests": self.requests,
-            "rps": self.rps,
-            "errors": self.errors,
-            "p50_ms": self.percentile_ms(50),
-            "p90_ms": self.percentile_ms(90),
-            "p99_ms": self.percentile_ms(99),
-            "p999_ms": self.percentile_ms(99.9),
-            "latency_cdf_ms": self.latency_cdf_ms,
-            "server_core_busy": self.server_busy,
-            "load_core_busy": self.load_busy,
-            "generator_cpu": self.generator_cpu,
-        }
+    latency_cdf_ms: tuple[tuple[float, float], ...]  # (percentile, latency in ms)
 
 
-def parse_wrk_output(scenario: str, connections: int, stdout: str) -> dict[str, Any]:
+def parse_wrk_output(scenario: str, connections: int, stdout: str) -> WrkOutput:
     for line in stdout.splitlines():
         if line.startswith("BENCH_JSON "):
-            parsed: dict[str, Any] = orjson.loads(line.removeprefix("BENCH_JSON "))
-            return parsed
+            raw = orjson.loads(line.removeprefix("BENCH_JSON "))
+            return WrkOutput(
+                duration_s=raw["duration_us"] / 1e6,
+                requests=raw["requests"],
+                errors=raw["errors"],
+                latency_cdf_ms=tuple((float(p), us / 1000) for p, us in raw["latency_us"]["cdf"]),
+            )
     raise RuntimeError(f"wrk printed no result for {scenario} (c={connections}):\n{stdout}")
 
 
@@ -108,7 +83,7 @@ def run_wrk(
     placement: Placement,
     env: dict[str, str],
     allow_errors: bool = False,
-) -> LoadResult:
+) -> LoadRun:
     """One wrk run; `allow_errors` reports error answers instead of voiding the run (where
     they are what is measured)."""
     command = [
@@ -135,19 +110,19 @@ def run_wrk(
     wrk_cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr}")
-    raw = parse_wrk_output(scenario, connections, done.stdout)
-    result = LoadResult(
+    output = parse_wrk_output(scenario, connections, done.stdout)
+    result = LoadRun(
         scenario=scenario,
         connections=connections,
-        duration_s=raw["duration_us"] / 1e6,
-        requests=raw["requests"],
-        errors=raw["errors"],
-        latency_cdf_ms=[(float(p), us / 1000) for p, us in raw["latency_us"]["cdf"]],
-        server_busy=window.server_busy,
-        load_busy=window.load_busy,
-        generator_cpu=wrk_cpu_s / (raw["duration_us"] / 1e6),
+        duration_s=output.duration_s,
+        requests=output.requests,
+        errors=output.errors,
+        latency_cdf_ms=output.latency_cdf_ms,
+        server_core_busy=window.server_busy,
+        load_core_busy=window.load_busy,
+        generator_cpu=wrk_cpu_s / output.duration_s,
     )
-    if placement.pinned and result.generator_saturated:
+    if placement.pinned and generator_saturated(result):
         raise GeneratorSaturatedError(
             f"{scenario} at {connections} connections: wrk used {result.generator_cpu:.0%} of "
             f"a core while the server core was only {window.server_busy:.0%} busy; the figure "

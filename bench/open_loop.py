@@ -16,9 +16,9 @@ import contextlib
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
+from bench.results import FixedRateRun
 from bench.stats import percentile
 from bench.time_to_result import ClientSaturatedError
 
@@ -51,23 +51,24 @@ class FixedRateResult:
     def percentile_ms(self, q: float) -> float:
         return percentile(self.ms, q)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "target_rate": self.target_rate,
-            "achieved_rate": self.achieved_rate,
-            "duration_s": self.duration_s,
-            "scheduled": self.scheduled,
-            "completed": self.completed,
-            "errors": self.errors,
-            "p50_ms": self.percentile_ms(50),
-            "p90_ms": self.percentile_ms(90),
-            "p99_ms": self.percentile_ms(99),
-            "p999_ms": self.percentile_ms(99.9),
-            "max_ms": self.ms[-1] if self.ms else float("nan"),
-            "connections": self.connections,
-            "client_lag_p50_ms": self.client_lag_p50_ms,
-            "client_lag_p99_ms": self.client_lag_p99_ms,
-        }
+    def summary(self) -> FixedRateRun:
+        """What the report holds: the percentiles, not every latency."""
+        return FixedRateRun(
+            target_rate=self.target_rate,
+            achieved_rate=self.achieved_rate,
+            duration_s=self.duration_s,
+            scheduled=self.scheduled,
+            completed=self.completed,
+            errors=self.errors,
+            p50_ms=self.percentile_ms(50),
+            p90_ms=self.percentile_ms(90),
+            p99_ms=self.percentile_ms(99),
+            p999_ms=self.percentile_ms(99.9),
+            max_ms=self.ms[-1] if self.ms else float("nan"),
+            connections=self.connections,
+            client_lag_p50_ms=self.client_lag_p50_ms,
+            client_lag_p99_ms=self.client_lag_p99_ms,
+        )
 
 
 class _Connection(asyncio.Protocol):

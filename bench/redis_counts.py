@@ -11,23 +11,19 @@ from dataclasses import dataclass
 
 import redis
 
+from bench.results import RedisWorkPerRequest
+
 
 @dataclass(frozen=True, slots=True)
 class RedisWork:
     round_trips: int
     commands: dict[str, int]
 
-    def per(self, requests: int) -> "RedisWorkPerRequest":
+    def per(self, requests: int) -> RedisWorkPerRequest:
         return RedisWorkPerRequest(
             self.round_trips / requests,
             {name: n / requests for name, n in sorted(self.commands.items())},
         )
-
-
-@dataclass(frozen=True, slots=True)
-class RedisWorkPerRequest:
-    round_trips: float
-    commands: dict[str, float]
 
 
 class RedisCounter:

@@ -2,17 +2,18 @@
 and one self-contained HTML page; and the short table printed at the end of a run."""
 
 import math
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
-from typing import Any
-
-import orjson
+from typing import TypeVar
 
 from bench import svg
-from bench.builds import BUILDS, ORDER
-from bench.run import FIGURES
+from bench.figures import FIGURES
+from bench.lineup import ORDER, TITLES, BuildName
+from bench.results import BuildFigures, FixedRateRun, MicroBenchmark, SideBySideRun, to_json
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+T = TypeVar("T")
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -21,9 +22,13 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _figure(build: dict[str, Any], figure: str) -> float:
-    scenario, key = FIGURES[figure]
-    return float(build[scenario][key])
+def _of_every_build(
+    results: SideBySideRun, read: Callable[[BuildFigures], T | None]
+) -> dict[BuildName, T] | None:
+    """One scenario's result for every build; None when the run did not measure it (a gate
+    run measures only throughput)."""
+    measured = {n: m for n in ORDER if (m := read(results.builds[n])) is not None}
+    return measured if len(measured) == len(ORDER) else None
 
 
 def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
@@ -32,79 +37,72 @@ def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
     return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _side_by_side(results: dict[str, Any]) -> str:
-    builds, ratios = results["builds"], results["ratios"]
+def _side_by_side(results: SideBySideRun) -> str:
+    builds, ratios = results.builds, results.ratios
     head = ["figure", *ORDER, "tuned / seed", "tuned / bound"]
     rows = []
-    for figure in FIGURES:
+    for figure, of in FIGURES.items():
         cells = [escape(figure)]
+        cells += [f'<span data-build="{n}">{_fmt(of(builds[n]))}</span>' for n in ORDER]
         cells += [
-            f'<span data-build="{n}">{_fmt(_figure(builds[n], figure))}</span>' for n in ORDER
-        ]
-        cells += [
-            _fmt(ratios[figure]["vs_seed"], 2) + "x",
-            _fmt(ratios[figure]["vs_bound"], 2) + "x",
+            _fmt(ratios[figure].vs_seed, 2) + "x",
+            _fmt(ratios[figure].vs_bound, 2) + "x",
         ]
         rows.append(cells)
     for q in (50, 99):
         rows.append(
             [f"sync latency p{q} (ms)"]
-            + [
-                _fmt(builds[n]["sync"]["latency_cdf_ms"] and _pct(builds[n]["sync"], q), 2)
-                for n in ORDER
-            ]
+            + [_fmt(builds[n].sync.percentile_ms(q), 2) for n in ORDER]
             + ["", ""]
         )
     chart = svg.grouped_bars(
         "Throughput, builds side by side",
         "per second",
         list(FIGURES),
-        {n: [_figure(builds[n], f) for f in FIGURES] for n in ORDER},
+        {n: [of(builds[n]) for of in FIGURES.values()] for n in ORDER},
     )
     return _table(head, rows, "side-by-side") + chart
 
 
-def _pct(load: dict[str, Any], q: float) -> float:
-    return next(float(ms) for p, ms in load["latency_cdf_ms"] if float(p) >= q)
-
-
-def _latency(results: dict[str, Any]) -> str:
-    builds = results["builds"]
+def _latency(results: SideBySideRun) -> str:
+    builds = results.builds
     groups = [f"p{q:g}" for q in PERCENTILES]
     parts = []
-    for scenario in ("sync", "async", "poll"):
+    for i, tuned in enumerate(builds["tuned"].load_runs()):
         parts.append(
             svg.grouped_bars(
-                f"{scenario}: latency percentiles at {builds['tuned'][scenario]['connections']} "
-                "connections",
+                f"{tuned.scenario}: latency percentiles at {tuned.connections} connections",
                 "ms",
                 groups,
-                {n: [_pct(builds[n][scenario], q) for q in PERCENTILES] for n in ORDER},
+                {
+                    n: [builds[n].load_runs()[i].percentile_ms(q) for q in PERCENTILES]
+                    for n in ORDER
+                },
             )
         )
     return "".join(parts)
 
 
-def _sweep(results: dict[str, Any]) -> str:
-    builds = results["builds"]
-    if "sweep" not in builds["tuned"]:
+def _sweep(results: SideBySideRun) -> str:
+    sweeps = _of_every_build(results, lambda build: build.sweep)
+    if sweeps is None:
         return "<p>Not part of this run.</p>"
-    target = builds["tuned"]["sweep"]["p99_target_ms"]
     series: dict[str, list[tuple[float, float]]] = {}
     p99: dict[str, list[tuple[float, float]]] = {}
     knees: dict[str, tuple[float, float] | None] = {}
+    target = sweeps["tuned"].p99_target_ms
     rows = []
-    for n in ORDER:
-        points, knee = builds[n]["sweep"]["points"], builds[n]["sweep"]["knee"]
-        series[n] = [(p["connections"], p["rps"]) for p in points]
-        p99[n] = [(p["connections"], p["p99_ms"]) for p in points]
-        knees[n] = (knee["connections"], knee["rps"]) if knee else None
+    for n, measured in sweeps.items():
+        points, knee = measured.points, measured.knee
+        series[n] = [(p.connections, p.rps) for p in points]
+        p99[n] = [(p.connections, p.p99_ms) for p in points]
+        knees[n] = (knee.connections, knee.rps) if knee else None
         rows.append(
             [
                 n,
-                _fmt(knee["rps"]) if knee else "none under target",
-                str(knee["connections"]) if knee else "n/a",
-                " / ".join(_fmt(p["p99_ms"], 1) for p in points),
+                _fmt(knee.rps) if knee else "none under target",
+                str(knee.connections) if knee else "n/a",
+                " / ".join(_fmt(p.p99_ms, 1) for p in points),
             ]
         )
     return (
@@ -117,20 +115,19 @@ def _sweep(results: dict[str, Any]) -> str:
     )
 
 
-def _time_to_result(results: dict[str, Any]) -> str:
-    builds = results["builds"]
-    if "time_to_result" not in builds["tuned"]:
+def _time_to_result(results: SideBySideRun) -> str:
+    by_build = _of_every_build(results, lambda build: build.time_to_result)
+    if by_build is None:
         return "<p>Not part of this run.</p>"
-    strategies = [t["strategy"] for t in builds["tuned"]["time_to_result"]]
+    strategies = [t.strategy for t in by_build["tuned"]]
     rows = []
     for i, strategy in enumerate(strategies):
         row = [escape(strategy)]
         for n in ORDER:
-            t = builds[n]["time_to_result"][i]
+            t = by_build[n][i]
             row.append(
-                f"{_fmt(t['p50_ms'], 1)} / {_fmt(t['p99_ms'], 1)} ms, "
-                f"{_fmt(t['polls_per_result'], 1)} polls"
-                if t["supported"]
+                f"{_fmt(t.p50_ms, 1)} / {_fmt(t.p99_ms, 1)} ms, {_fmt(t.polls_per_result, 1)} polls"
+                if t.supported
                 else "not supported (answers at once, ignores wait)"
             )
         rows.append(row)
@@ -138,46 +135,42 @@ def _time_to_result(results: dict[str, Any]) -> str:
         "Time to result p50 by polling strategy",
         "ms",
         strategies,
-        {
-            n: [t["p50_ms"] if t["supported"] else math.nan for t in builds[n]["time_to_result"]]
-            for n in ORDER
-        },
+        {n: [t.p50_ms if t.supported else math.nan for t in by_build[n]] for n in ORDER},
     )
-    config = results["meta"]["config"]
+    config = results.meta.config
     note = (
-        f"<p>{_fmt(config['ttr_rate'])} jobs/s for {config['ttr_duration_s']:g} s per strategy, "
-        f"open loop, model latency {config['ttr_model_ms']:g} ms; cells: p50 / p99 from the "
+        f"<p>{_fmt(config.ttr_rate)} jobs/s for {config.ttr_duration_s:g} s per strategy, "
+        f"open loop, model latency {config.ttr_model_ms:g} ms; cells: p50 / p99 from the "
         "scheduled submit to the result in hand, and polls per result.</p>"
     )
     return note + _table(["strategy", *ORDER], rows, "ttr") + chart
 
 
-def _redis_work(results: dict[str, Any]) -> str:
-    builds = results["builds"]
-    if "redis_work" not in builds["tuned"]:
+def _redis_work(results: SideBySideRun) -> str:
+    by_build = _of_every_build(results, lambda build: build.redis_work)
+    if by_build is None:
         return "<p>Not part of this run.</p>"
     rows = []
-    for endpoint in ("sync", "submit", "completion", "poll"):
+    for i, (endpoint, _) in enumerate(by_build["tuned"].by_endpoint()):
         row = [endpoint]
         for n in ORDER:
-            work = builds[n]["redis_work"][endpoint]
-            commands = ", ".join(f"{k} {v:g}" for k, v in work["commands"].items()) or "none"
-            row.append(f"{work['round_trips']:g} round trips ({escape(commands)})")
+            _, work = by_build[n].by_endpoint()[i]
+            commands = ", ".join(f"{k} {v:g}" for k, v in work.commands.items()) or "none"
+            row.append(f"{work.round_trips:g} round trips ({escape(commands)})")
         rows.append(row)
     return _table(["per request", *ORDER], rows, "redis-work")
 
 
-def _models(results: dict[str, Any]) -> str:
-    builds = results["builds"]
-    if "models" not in builds["tuned"]:
+def _models(results: SideBySideRun) -> str:
+    by_build = _of_every_build(results, lambda build: build.models)
+    if by_build is None:
         return "<p>Not part of this run.</p>"
-    labels = list(builds["tuned"]["models"])
+    labels = list(by_build["tuned"])
     rows = [
         [escape(label)]
-        + [_fmt(builds[n]["models"][label]["rps"]) for n in ORDER]
+        + [_fmt(by_build[n][label].rps) for n in ORDER]
         + [
-            _fmt(builds["tuned"]["models"][label]["rps"] / builds[r]["models"][label]["rps"], 2)
-            + "x"
+            _fmt(by_build["tuned"][label].rps / by_build[r][label].rps, 2) + "x"
             for r in ("seed", "bound")
         ]
         for label in labels
@@ -186,15 +179,15 @@ def _models(results: dict[str, Any]) -> str:
         "Sync rps with model emulation and the real model",
         "rps",
         labels,
-        {n: [builds[n]["models"][label]["rps"] for label in labels] for n in ORDER},
+        {n: [by_build[n][label].rps for label in labels] for n in ORDER},
     )
     return _table(["model", *ORDER, "tuned / seed", "tuned / bound"], rows, "models") + chart
 
 
-def _bars(results: dict[str, Any]) -> str:
+def _bars(results: SideBySideRun) -> str:
     rows = [
-        [escape(b["bar"]), escape(b["measured"]), escape(b["target"]), escape(b["verdict"])]
-        for b in results["bars"]
+        [escape(b.name), escape(b.measured), escape(b.target), escape(b.verdict)]
+        for b in results.bars
     ]
     return (
         "<p>Every figure from this one run; ratios are to the references measured side by side."
@@ -202,67 +195,69 @@ def _bars(results: dict[str, Any]) -> str:
     )
 
 
-def _fixed_rate(results: dict[str, Any]) -> str:
-    fixed = results.get("fixed_rate")
+def _percentiles_ms(run: FixedRateRun) -> list[float]:
+    """The PERCENTILES of a fixed-rate run."""
+    return [run.p50_ms, run.p90_ms, run.p99_ms, run.p999_ms]
+
+
+def _fixed_rate(results: SideBySideRun) -> str:
+    fixed = results.fixed_rate
     if fixed is None:
         return "<p>Not part of this run.</p>"
     head = ["load", "build", *(f"p{q:g} ms" for q in PERCENTILES), "max ms"]
     head += ["achieved rps", "errors", "connections"]
 
-    def row(load: str, build: str, m: dict[str, Any]) -> list[str]:
-        errors = ", ".join(f"{k}: {v}" for k, v in m["errors"].items()) or "none"
+    def row(load: str, build: str, m: FixedRateRun) -> list[str]:
+        errors = ", ".join(f"{k}: {v}" for k, v in m.errors.items()) or "none"
         return [
             load,
             build,
-            *(_fmt(m[key], 1) for key in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")),
-            _fmt(m["achieved_rate"]),
+            *(_fmt(ms, 1) for ms in (*_percentiles_ms(m), m.max_ms)),
+            _fmt(m.achieved_rate),
             escape(errors),
-            str(m["connections"]),
+            str(m.connections),
         ]
 
-    shared = f"{_fmt(fixed['rate'])} rps"
-    rows = [row(shared, n, fixed["builds"][n]) for n in ORDER]
-    own = fixed["tuned_own_knee"]
-    rows.append(row(f"{_fmt(own['rate'])} rps", "tuned (own knee)", own))
-    seconds = results["meta"]["config"]["fixed_rate_duration_s"]
+    shared = f"{_fmt(fixed.load.rate)} rps"
+    rows = [row(shared, n, fixed.builds[n]) for n in ORDER]
+    own = fixed.tuned_own_load
+    rows.append(row(f"{_fmt(own.rate)} rps", "tuned (own knee)", fixed.tuned_at_own_load))
+    seconds = results.meta.config.fixed_rate_duration_s
     chart = svg.grouped_bars(
-        f"Sync latency at a fixed {_fmt(fixed['rate'])} rps, open loop",
+        f"Sync latency at a fixed {_fmt(fixed.load.rate)} rps, open loop",
         "ms",
         [f"p{q:g}" for q in PERCENTILES],
-        {
-            n: [fixed["builds"][n][k] for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms")]
-            for n in ORDER
-        },
+        {n: _percentiles_ms(fixed.builds[n]) for n in ORDER},
     )
     note = (
         f"<p>Sync <code>POST /predict</code> sent on a fixed schedule for {seconds:g} s whatever "
         "the server does (open loop), each latency counted from the request's scheduled time, "
-        f"so a stall shows. Shared load: {escape(fixed['basis'])}, the same for every build. "
-        f"Informational: the tuned build at {escape(own['basis'])}.</p>"
+        f"so a stall shows. Shared load: {escape(fixed.load.basis)}, the same for every build. "
+        f"Informational: the tuned build at {escape(own.basis)}.</p>"
     )
     return note + _table(head, rows, "fixed-rate") + chart
 
 
-def _scaling(results: dict[str, Any]) -> str:
-    scaling = results.get("scaling")
+def _scaling(results: SideBySideRun) -> str:
+    scaling = results.scaling
     if scaling is None:
         return "<p>Not part of this run.</p>"
     rows = []
-    for name, build in scaling["builds"].items():
-        one, two = build["workers"]["1"], build["workers"]["2"]
+    for name, build in scaling.builds.items():
+        one, two = build.one_worker, build.two_workers
         rows.append(
             [
                 name,
-                _fmt(one["rps"]),
-                _fmt(two["rps"]),
-                _fmt(build["factor"], 2) + "x",
-                f"{one['generator_cpu']:.0%} / {two['generator_cpu']:.0%}",
-                f"{_fmt(one['p99_ms'], 1)} / {_fmt(two['p99_ms'], 1)}",
+                _fmt(one.rps),
+                _fmt(two.rps),
+                _fmt(build.factor, 2) + "x",
+                f"{one.generator_cpu:.0%} / {two.generator_cpu:.0%}",
+                f"{_fmt(one.p99_ms, 1)} / {_fmt(two.p99_ms, 1)}",
             ]
         )
     note = (
-        f"<p>Sync rps with <code>WEB_CONCURRENCY</code> 1 and 2, {scaling['connections']} wrk "
-        f"connections; {escape(scaling['placement'])}, so wrk competes with the servers: its "
+        f"<p>Sync rps with <code>WEB_CONCURRENCY</code> 1 and 2, {scaling.connections} wrk "
+        f"connections; {escape(scaling.placement)}, so wrk competes with the servers: its "
         "CPU use (a core's worth per second of run) is shown next to each figure, and the "
         "saturated-generator check does not apply.</p>"
     )
@@ -270,34 +265,23 @@ def _scaling(results: dict[str, Any]) -> str:
     return note + _table([*head, "p99 ms 1 / 2"], rows, "scaling")
 
 
-def _micro(micro: dict[str, Any] | None) -> str:
+def _micro(micro: tuple[MicroBenchmark, ...] | None) -> str:
     if micro is None:
         return "<p>Not part of this run.</p>"
     rows = [
-        [
-            escape(b["group"] or ""),
-            escape(b["name"]),
-            _fmt(b["stats"]["mean"] * 1e6, 2),
-            _fmt(b["stats"]["ops"]),
-        ]
-        for b in micro["benchmarks"]
+        [escape(b.group or ""), escape(b.name), _fmt(b.mean_s * 1e6, 2), _fmt(b.ops)] for b in micro
     ]
     return _table(["group", "benchmark", "mean (us)", "ops/s"], rows, "micro")
 
 
-def _gate(results: dict[str, Any]) -> str:
-    if "gate" not in results:
+def _gate(results: SideBySideRun) -> str:
+    if results.gate is None:
         return ""
     rows = [
-        [
-            escape(r["figure"]),
-            _fmt(r["ratio"], 2),
-            _fmt(r["floor"], 2),
-            "pass" if r["ok"] else "FAIL",
-        ]
-        for r in results["gate"]["rows"]
+        [escape(r.figure), _fmt(r.ratio, 2), _fmt(r.floor, 2), "pass" if r.ok else "FAIL"]
+        for r in results.gate.rows
     ]
-    verdict = "passed" if results["gate"]["passed"] else "FAILED"
+    verdict = "passed" if results.gate.passed else "FAILED"
     return f"<h2>CI gate: {verdict}</h2>" + _table(
         ["figure", "tuned / seed", "floor", ""], rows, "gate"
     )
@@ -312,15 +296,15 @@ svg.chart{margin:0.5em 1em 0.5em 0;border:1px solid #eee}
 """
 
 
-def render_html(results: dict[str, Any], micro: dict[str, Any] | None) -> str:
-    meta = results["meta"]
-    builds = "".join(f"<li><b>{n}</b>: {escape(BUILDS[n].title)}</li>" for n in ORDER)
+def render_html(results: SideBySideRun, micro: tuple[MicroBenchmark, ...] | None) -> str:
+    meta = results.meta
+    builds = "".join(f"<li><b>{n}</b>: {escape(TITLES[n])}</li>" for n in ORDER)
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Benchmark {escape(meta["started"])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Benchmark {escape(meta.started)}</title>
 <style>{CSS}</style></head><body>
-<h1>Benchmark report {escape(meta["started"])}</h1>
-<p><code>{escape(meta["command"])}</code>, {meta["seconds"]:g} s; {escape(meta["placement"])};
-{escape(meta["wrk"])}, one thread, {meta["config"]["connections"]} connections unless said.
+<h1>Benchmark report {escape(meta.started)}</h1>
+<p><code>{escape(meta.command)}</code>, {meta.seconds:g} s; {escape(meta.placement)};
+{escape(meta.wrk)}, one thread, {meta.config.connections} connections unless said.
 Ratios are measured side by side in this run; absolute figures drift with the machine.</p>
 <ul>{builds}</ul>
 <h2>Bars</h2>{_bars(results)}
@@ -338,80 +322,75 @@ Ratios are measured side by side in this run; absolute figures drift with the ma
 """
 
 
-def write_report(out: Path, results: dict[str, Any], micro: dict[str, Any] | None) -> Path:
+def write_report(
+    out: Path, results: SideBySideRun, micro: tuple[MicroBenchmark, ...] | None
+) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_bytes(
-        orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
-    )
+    (out / "results.json").write_bytes(to_json(results))
     histograms = out / "histograms"
     histograms.mkdir(exist_ok=True)
-    for name, build in results["builds"].items():
-        for scenario in ("sync", "async", "poll"):
-            lines = ["percentile,latency_ms"] + [
-                f"{p},{ms}" for p, ms in build[scenario]["latency_cdf_ms"]
-            ]
-            (histograms / f"{name}-{scenario}.csv").write_text("\n".join(lines) + "\n")
+    for name, build in results.builds.items():
+        for run in build.load_runs():
+            lines = ["percentile,latency_ms"] + [f"{p},{ms}" for p, ms in run.latency_cdf_ms]
+            (histograms / f"{name}-{run.scenario}.csv").write_text("\n".join(lines) + "\n")
     page = out / "index.html"
     page.write_text(render_html(results, micro))
     return page
 
 
-def print_table(results: dict[str, Any], out: Path) -> None:
-    builds, ratios = results["builds"], results["ratios"]
+def print_table(results: SideBySideRun, out: Path) -> None:
+    builds, ratios = results.builds, results.ratios
     print("\nbars:")
-    for bar in results["bars"]:
-        print(f"  {bar['verdict']:12} {bar['bar']}: {bar['measured']} (target {bar['target']})")
+    for bar in results.bars:
+        print(f"  {bar.verdict:12} {bar.name}: {bar.measured} (target {bar.target})")
     print(f"\n{'figure':28} {'tuned':>9} {'seed':>9} {'bound':>9} {'/seed':>7} {'/bound':>7}")
-    for figure in FIGURES:
-        values = " ".join(f"{_figure(builds[n], figure):9,.0f}" for n in ORDER)
+    for figure, of in FIGURES.items():
+        values = " ".join(f"{of(builds[n]):9,.0f}" for n in ORDER)
         r = ratios[figure]
-        print(f"{figure:28} {values} {r['vs_seed']:6.2f}x {r['vs_bound']:6.2f}x")
-    if "sweep" in builds["tuned"]:
-        target = builds["tuned"]["sweep"]["p99_target_ms"]
+        print(f"{figure:28} {values} {r.vs_seed:6.2f}x {r.vs_bound:6.2f}x")
+    sweeps = _of_every_build(results, lambda build: build.sweep)
+    if sweeps is not None:
         knees = []
         for n in ORDER:
-            k = builds[n]["sweep"]["knee"]
-            knees.append(f"{n} {k['rps']:,.0f} rps @ {k['connections']}" if k else f"{n} none")
-        print(f"knee (p99 <= {target:g} ms):  " + "; ".join(knees))
-    if "time_to_result" in builds["tuned"]:
+            k = sweeps[n].knee
+            knees.append(f"{n} {k.rps:,.0f} rps @ {k.connections}" if k else f"{n} none")
+        print(f"knee (p99 <= {sweeps['tuned'].p99_target_ms:g} ms):  " + "; ".join(knees))
+    times = _of_every_build(results, lambda build: build.time_to_result)
+    if times is not None:
         print("time to result p50/p99 ms (polls per result):")
-        for i, t in enumerate(builds["tuned"]["time_to_result"]):
+        for i, t in enumerate(times["tuned"]):
             cells = []
             for n in ORDER:
-                m = builds[n]["time_to_result"][i]
+                m = times[n][i]
                 cells.append(
-                    f"{n} {m['p50_ms']:.0f}/{m['p99_ms']:.0f} ({m['polls_per_result']:.1f})"
-                    if m["supported"]
+                    f"{n} {m.p50_ms:.0f}/{m.p99_ms:.0f} ({m.polls_per_result:.1f})"
+                    if m.supported
                     else f"{n} not supported"
                 )
-            print(f"  {t['strategy']:22} " + "; ".join(cells))
-    if "fixed_rate" in results:
-        fixed = results["fixed_rate"]
+            print(f"  {t.strategy:22} " + "; ".join(cells))
+    fixed = results.fixed_rate
+    if fixed is not None:
         latencies = "; ".join(
-            f"{n} {fixed['builds'][n]['p50_ms']:.1f}/{fixed['builds'][n]['p99_ms']:.1f}"
-            for n in ORDER
+            f"{n} {fixed.builds[n].p50_ms:.1f}/{fixed.builds[n].p99_ms:.1f}" for n in ORDER
         )
-        print(f"fixed rate {fixed['rate']:,.0f} rps, p50/p99 ms: {latencies}")
-        own = fixed["tuned_own_knee"]
+        print(f"fixed rate {fixed.load.rate:,.0f} rps, p50/p99 ms: {latencies}")
+        own = fixed.tuned_at_own_load
         print(
-            f"fixed rate {own['rate']:,.0f} rps (tuned's own knee), tuned p50/p99 ms: "
-            f"{own['p50_ms']:.1f}/{own['p99_ms']:.1f}"
+            f"fixed rate {fixed.tuned_own_load.rate:,.0f} rps (tuned's own knee), tuned p50/p99 "
+            f"ms: {own.p50_ms:.1f}/{own.p99_ms:.1f}"
         )
-    if "scaling" in results:
-        scaling = results["scaling"]
-        for name, build in scaling["builds"].items():
-            one, two = build["workers"]["1"], build["workers"]["2"]
+    scaling = results.scaling
+    if scaling is not None:
+        for name, build in scaling.builds.items():
+            one, two = build.one_worker, build.two_workers
             print(
-                f"scaling {name:6} {one['rps']:8,.0f} -> {two['rps']:8,.0f} rps "
-                f"({build['factor']:.2f}x; wrk CPU {one['generator_cpu']:.0%} / "
-                f"{two['generator_cpu']:.0%}; {scaling['connections']} connections, unpinned)"
+                f"scaling {name:6} {one.rps:8,.0f} -> {two.rps:8,.0f} rps "
+                f"({build.factor:.2f}x; wrk CPU {one.generator_cpu:.0%} / "
+                f"{two.generator_cpu:.0%}; {scaling.connections} connections, unpinned)"
             )
-    if "gate" in results:
-        for row in results["gate"]["rows"]:
-            verdict = "ok" if row["ok"] else "FAIL"
-            print(
-                f"gate {row['figure']:24} {row['ratio']:.2f}x"
-                f" >= floor {row['floor']:.2f}x: {verdict}"
-            )
-        print("gate: " + ("passed" if results["gate"]["passed"] else "FAILED"))
+    if results.gate is not None:
+        for row in results.gate.rows:
+            verdict = "ok" if row.ok else "FAIL"
+            print(f"gate {row.figure:24} {row.ratio:.2f}x >= floor {row.floor:.2f}x: {verdict}")
+        print("gate: " + ("passed" if results.gate.passed else "FAILED"))
     print(f"report: {out / 'index.html'}")

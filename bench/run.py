@@ -9,14 +9,31 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from bench.bars import bars
-from bench.builds import BUILDS, ORDER, BuildName, started
+from bench.builds import BUILDS, started
 from bench.config import BenchConfig
+from bench.figures import FIGURES
+from bench.lineup import ORDER, BuildName
 from bench.load import wrk_binary
 from bench.placement import Placement
+from bench.results import (
+    AsyncRun,
+    BuildFigures,
+    FixedRateLatency,
+    KneeShare,
+    LoadRun,
+    Ratio,
+    RedisWorkCounts,
+    Rounds,
+    RunMeta,
+    Scaling,
+    SideBySideRun,
+    Sweep,
+    WorkerScaling,
+)
 from bench.scenarios import (
     IRIS_BODY,
     MOCK_BODY,
@@ -31,14 +48,6 @@ from bench.scenarios import (
 )
 from service.server.embedded_redis import EmbeddedRedis
 from service.server.process import ServerProcess, free_port
-
-# The throughput figures a ratio is reported for, and where each lives in a build's results.
-FIGURES: dict[str, tuple[str, str]] = {
-    "sync rps": ("sync", "rps"),
-    "async jobs/s submitted": ("async", "submitted_per_s"),
-    "async jobs/s finished": ("async", "finished_per_s"),
-    "poll rps": ("poll", "rps"),
-}
 
 
 @contextmanager
@@ -68,19 +77,24 @@ KNEE_SHARE = 0.7
 SCALED_BUILDS: tuple[BuildName, ...] = ("tuned", "seed")
 
 
-def _best(rounds: list[dict[str, Any]], key: str) -> dict[str, Any]:
+def _best_of(rounds: Rounds) -> BuildFigures:
     # Interference from other work on the machine only ever slows a round down, so the best
     # round is the closest estimate of what the build can do.
-    return max(rounds, key=lambda r: float(r[key]))
+    return BuildFigures(
+        sync=max(rounds.sync, key=lambda run: run.rps),
+        async_jobs=max(rounds.async_jobs, key=lambda run: run.finished_per_s),
+        poll=max(rounds.poll, key=lambda run: run.rps),
+        rounds=rounds,
+    )
 
 
 def throughput(
     cfg: BenchConfig, placement: Placement, redis_url: str, tmp: Path
-) -> dict[BuildName, dict[str, Any]]:
+) -> dict[BuildName, BuildFigures]:
     """sync, async and poll throughput at `cfg.connections`, best of `cfg.rounds` rounds."""
-    rounds: dict[BuildName, dict[str, list[dict[str, Any]]]] = {
-        name: {"sync": [], "async": [], "poll": []} for name in ORDER
-    }
+    sync_rounds: dict[BuildName, list[LoadRun]] = {name: [] for name in ORDER}
+    async_rounds: dict[BuildName, list[AsyncRun]] = {name: [] for name in ORDER}
+    poll_rounds: dict[BuildName, list[LoadRun]] = {name: [] for name in ORDER}
     # Room for every submit (MAX_QUEUE): the async figures are how fast jobs are accepted and
     # finished, not where the tuned build's backpressure starts refusing them (429).
     env = {"REDIS_URL": redis_url, "MAX_QUEUE": "1000000"}
@@ -88,104 +102,96 @@ def throughput(
         for _ in range(cfg.rounds):
             for name in ORDER:
                 load = sync_load(served[name].url, placement, cfg.connections, cfg.duration)
-                rounds[name]["sync"].append(load.as_dict())
+                sync_rounds[name].append(load)
             for name in ORDER:
                 url = served[name].url
                 jobs = async_load(url, placement, redis_url, cfg.connections, cfg.duration)
-                rounds[name]["async"].append(jobs)
+                async_rounds[name].append(jobs)
                 ids_file = tmp / f"ids-{name}.txt"
                 finished_ids(redis_url, ids_file)
                 polls = poll_load(url, placement, ids_file, cfg.connections, cfg.duration)
-                rounds[name]["poll"].append(polls.as_dict())
+                poll_rounds[name].append(polls)
     return {
-        name: {
-            "sync": _best(rounds[name]["sync"], "rps"),
-            "async": _best(rounds[name]["async"], "finished_per_s"),
-            "poll": _best(rounds[name]["poll"], "rps"),
-            "rounds": rounds[name],
-        }
+        name: _best_of(
+            Rounds(tuple(sync_rounds[name]), tuple(async_rounds[name]), tuple(poll_rounds[name]))
+        )
         for name in ORDER
     }
 
 
-def ratios(builds: Mapping[BuildName, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    out = {}
-    for figure, (scenario, key) in FIGURES.items():
-        tuned = float(builds["tuned"][scenario][key])
-        out[figure] = {
-            f"vs_{ref}": tuned / float(builds[ref][scenario][key])
-            if builds[ref][scenario][key]
-            else float("nan")
-            for ref in ("seed", "bound")
-        }
-    return out
+def _over(tuned: float, reference: float) -> float:
+    return tuned / reference if reference else float("nan")
+
+
+def ratios(builds: Mapping[BuildName, BuildFigures]) -> dict[str, Ratio]:
+    return {
+        figure: Ratio(
+            vs_seed=_over(of(builds["tuned"]), of(builds["seed"])),
+            vs_bound=_over(of(builds["tuned"]), of(builds["bound"])),
+        )
+        for figure, of in FIGURES.items()
+    }
 
 
 def _env_pairs(spec: str) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in spec.split())
 
 
-def knee_load(sweep_result: Mapping[str, Any], build: str) -> tuple[float, str]:
+def knee_load(measured: Sweep, build: str) -> KneeShare:
     """KNEE_SHARE of a build's knee rps, and what that load is; with no knee, of its best
     sweep rps."""
-    knee = sweep_result["knee"]
+    knee = measured.knee
     share = f"{KNEE_SHARE:.0%}"
     if knee is not None:
-        return KNEE_SHARE * knee["rps"], (
-            f"{share} of the {build} build's knee ({knee['rps']:,.0f} rps at "
-            f"{knee['connections']} connections)"
+        return KneeShare(
+            KNEE_SHARE * knee.rps,
+            f"{share} of the {build} build's knee ({knee.rps:,.0f} rps at "
+            f"{knee.connections} connections)",
         )
-    best = max(p["rps"] for p in sweep_result["points"])
-    return KNEE_SHARE * best, (
+    best = max(p.rps for p in measured.points)
+    return KneeShare(
+        KNEE_SHARE * best,
         f"the {build} build has no knee (no sweep level kept p99 under "
-        f"{sweep_result['p99_target_ms']:g} ms): {share} of its best sweep rps ({best:,.0f})"
+        f"{measured.p99_target_ms:g} ms): {share} of its best sweep rps ({best:,.0f})",
     )
 
 
 def fixed_rate_latency(
     cfg: BenchConfig,
-    builds: Mapping[BuildName, Mapping[str, Any]],
+    sweeps: Mapping[BuildName, Sweep],
     served: Mapping[BuildName, ServerProcess],
-) -> dict[str, Any]:
+) -> FixedRateLatency:
     """All three builds at one load, a share of the seed's knee; then the tuned build at the
     same share of its own knee."""
-    rate, basis = knee_load(builds["seed"]["sweep"], "seed")
+    load = knee_load(sweeps["seed"], "seed")
     at_seed_load = {
         name: fixed_rate(
-            served[name].url, rate, cfg.fixed_rate_duration_s, cfg.fixed_rate_connections
+            served[name].url, load.rate, cfg.fixed_rate_duration_s, cfg.fixed_rate_connections
         )
         for name in ORDER
     }
-    own_rate, own_basis = knee_load(builds["tuned"]["sweep"], "tuned")
-    return {
-        "rate": rate,
-        "basis": basis,
-        "builds": at_seed_load,
-        "tuned_own_knee": {
-            "rate": own_rate,
-            "basis": own_basis,
-            **fixed_rate(
-                served["tuned"].url,
-                own_rate,
-                cfg.fixed_rate_duration_s,
-                cfg.fixed_rate_connections,
-            ),
-        },
-    }
+    own_load = knee_load(sweeps["tuned"], "tuned")
+    return FixedRateLatency(
+        load=load,
+        builds=at_seed_load,
+        tuned_own_load=own_load,
+        tuned_at_own_load=fixed_rate(
+            served["tuned"].url,
+            own_load.rate,
+            cfg.fixed_rate_duration_s,
+            cfg.fixed_rate_connections,
+        ),
+    )
 
 
 def scaling(
     cfg: BenchConfig, placement: Placement, redis_url: str, redis_pid: int, tmp: Path
-) -> dict[str, Any]:
+) -> Scaling:
     """Sync throughput with 1 and 2 workers, nothing pinned: server, wrk and Redis share every
     core, as a 2-worker deployment on this machine would."""
     shared = placement.shared()
     shared.pin_load(redis_pid)
-    out: dict[str, Any] = {
-        "connections": cfg.scaling_connections,
-        "placement": shared.describe(),
-        "builds": {},
-    }
+    builds: dict[BuildName, WorkerScaling] = {}
     try:
         for name in SCALED_BUILDS:
             runs = {}
@@ -194,12 +200,13 @@ def scaling(
                 with started(BUILDS[name], shared, env, tmp / "scaling" / name) as served:
                     # Ready means one worker answers; a second of load lets every worker start.
                     sync_load(served.url, shared, cfg.scaling_connections, 1)
-                    load = sync_load(served.url, shared, cfg.scaling_connections, cfg.duration)
-                runs[str(workers)] = load.as_dict()
-            out["builds"][name] = {"workers": runs, "factor": runs["2"]["rps"] / runs["1"]["rps"]}
+                    runs[workers] = sync_load(
+                        served.url, shared, cfg.scaling_connections, cfg.duration
+                    )
+            builds[name] = WorkerScaling(runs[1], runs[2], factor=runs[2].rps / runs[1].rps)
     finally:
         placement.pin_load(redis_pid)
-    return out
+    return Scaling(cfg.scaling_connections, shared.describe(), builds)
 
 
 def full_run(
@@ -209,58 +216,70 @@ def full_run(
     redis_pid: int,
     tmp: Path,
     model_path: Path,
-) -> dict[str, Any]:
-    builds: dict[BuildName, dict[str, Any]] = dict(throughput(cfg, placement, redis_url, tmp))
+) -> tuple[dict[BuildName, BuildFigures], FixedRateLatency, Scaling]:
+    """Every build's figures, the fixed-rate latency and the scaling runs."""
+    builds = throughput(cfg, placement, redis_url, tmp)
     base = {"REDIS_URL": redis_url}
     with fleet(placement, base, tmp / "sweep") as served:
-        for name in ORDER:
-            builds[name]["sweep"] = sweep(
+        sweeps = {
+            name: sweep(
                 served[name].url, placement, cfg.sweep, cfg.sweep_duration_s, cfg.p99_target_ms
             )
-        latency = fixed_rate_latency(cfg, builds, served)
+            for name in ORDER
+        }
+        latency = fixed_rate_latency(cfg, sweeps, served)
     scaled = scaling(cfg, placement, redis_url, redis_pid, tmp)
     # Counting needs a model slow enough that no job completes while its submit is counted, and
     # one build at a time on the Redis: another build's background commands would count too.
     # No queue sampling either: its once-a-second script would land in the counts.
     counted = {**base, "MOCK_LATENCY_MS": str(COUNT_MODEL_S * 1000), "QUEUE_SAMPLE_S": "0"}
+    redis_works: dict[BuildName, RedisWorkCounts] = {}
     for name in ORDER:
         env = {**counted, **QUIET_CONSUMER} if name == "tuned" else counted
         with started(BUILDS[name], placement, env, tmp / "counts" / name) as alone:
             # A stream consumer runs the jobs in batches, one model call after another: the
             # first job alone, the rest in the next call. Two calls, and a margin, settle it.
-            builds[name]["redis_work"] = redis_work(alone.url, redis_url, 2 * COUNT_MODEL_S + 1)
+            redis_works[name] = redis_work(alone.url, redis_url, 2 * COUNT_MODEL_S + 1)
     slow = {**base, "MOCK_LATENCY_MS": str(cfg.ttr_model_ms)}
     with fleet(placement, slow, tmp / "ttr") as served:
-        for name in ORDER:
-            builds[name]["time_to_result"] = time_to_result(
+        times = {
+            name: time_to_result(
                 served[name].url, cfg.ttr_strategies, cfg.ttr_rate, cfg.ttr_duration_s
             )
+            for name in ORDER
+        }
     models: list[tuple[str, dict[str, str], str]] = [
         (spec, _env_pairs(spec), MOCK_BODY) for spec in cfg.model_runs
     ]
     if cfg.iris:
         models.append(("MODEL=iris", {"MODEL": "iris", "MODEL_PATH": str(model_path)}, IRIS_BODY))
-    for name in ORDER:
-        builds[name]["models"] = {}
+    model_runs: dict[BuildName, dict[str, LoadRun]] = {name: {} for name in ORDER}
     for label, env, body in models:
         with fleet(placement, {**base, **env}, tmp / "models") as served:
             for name in ORDER:
                 load = sync_load(served[name].url, placement, cfg.connections, cfg.duration, body)
-                builds[name]["models"][label] = load.as_dict()
-    return {
-        "builds": builds,
-        "ratios": ratios(builds),
-        "fixed_rate": latency,
-        "scaling": scaled,
+                model_runs[name][label] = load
+    complete = {
+        name: replace(
+            builds[name],
+            sweep=sweeps[name],
+            redis_work=redis_works[name],
+            time_to_result=times[name],
+            models=model_runs[name],
+        )
+        for name in ORDER
     }
+    return complete, latency, scaled
 
 
 def side_by_side(
     cfg: BenchConfig, placement: Placement, *, full: bool, model_path: Path, label: str
-) -> dict[str, Any]:
+) -> SideBySideRun:
     """Start our own Redis on the load cores, then measure; `full=False` is the CI gate's run."""
     placement.pin_load(os.getpid())
     started = time.monotonic()
+    fixed: FixedRateLatency | None = None
+    scaled: Scaling | None = None
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp_name:
         tmp = Path(tmp_name)
         redis_server = EmbeddedRedis(tmp / "redis", port=free_port(), appendonly=False)
@@ -268,20 +287,26 @@ def side_by_side(
             assert redis_server.process is not None
             placement.pin_load(redis_server.process.pid)
             if full:
-                results = full_run(
+                builds, fixed, scaled = full_run(
                     cfg, placement, redis_server.url, redis_server.process.pid, tmp, model_path
                 )
             else:
                 builds = throughput(cfg, placement, redis_server.url, tmp)
-                results = {"builds": builds, "ratios": ratios(builds)}
-    results["bars"] = bars(results)
+    measured = ratios(builds)
     wrk = subprocess.run([wrk_binary(), "--version"], capture_output=True, text=True, check=False)
-    results["meta"] = {
-        "command": "make bench" if full else "make gate",
-        "started": label,
-        "seconds": round(time.monotonic() - started, 1),
-        "placement": placement.describe(),
-        "config": cfg.model_dump(mode="json"),
-        "wrk": (wrk.stdout or wrk.stderr).splitlines()[0],
-    }
-    return results
+    meta = RunMeta(
+        command="make bench" if full else "make gate",
+        started=label,
+        seconds=round(time.monotonic() - started, 1),
+        placement=placement.describe(),
+        config=cfg,
+        wrk=(wrk.stdout or wrk.stderr).splitlines()[0],
+    )
+    return SideBySideRun(
+        builds=builds,
+        ratios=measured,
+        bars=bars(measured, scaled, fixed),
+        meta=meta,
+        fixed_rate=fixed,
+        scaling=scaled,
+    )

@@ -3,20 +3,27 @@ for completions, sequential requests for Redis work per request, the open-loop c
 latency at a fixed rate and for time to result."""
 
 import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import httpx2 as httpx
 import redis
 import uvloop
 
 from bench.apps.contract import JOB_KEY_PREFIX
-from bench.knee import SweepPoint, find_knee
-from bench.load import LoadResult, run_wrk
+from bench.knee import find_knee
+from bench.load import run_wrk
 from bench.open_loop import measure as measure_fixed_rate
 from bench.placement import Placement
 from bench.redis_counts import RedisCounter
+from bench.results import (
+    AsyncRun,
+    FixedRateRun,
+    LoadRun,
+    RedisWorkCounts,
+    Sweep,
+    SweepPoint,
+    TimeToResult,
+)
 from bench.time_to_result import Strategy, measure
 
 MOCK_BODY = '{"input": "some_input_data"}'
@@ -28,7 +35,7 @@ FINISH_TIMEOUT_S = 60.0
 
 def sync_load(
     url: str, placement: Placement, connections: int, duration_s: float, body: str = MOCK_BODY
-) -> LoadResult:
+) -> LoadRun:
     return run_wrk(
         url,
         "sync",
@@ -55,7 +62,7 @@ def _job_times(client: redis.Redis) -> list[tuple[float, float | None]]:
 
 def async_load(
     url: str, placement: Placement, redis_url: str, connections: int, duration_s: float
-) -> dict[str, Any]:
+) -> AsyncRun:
     """Jobs submitted per second (wrk) and finished per second (from the job hashes' clocks)."""
     with redis.Redis.from_url(redis_url) as client:
         client.flushall()  # our own Redis, started by the harness
@@ -78,13 +85,12 @@ def async_load(
             time.sleep(0.2)
     finished = [f for _, f in times if f is not None]
     last = max(finished, default=started_at)
-    return {
-        **load.as_dict(),
-        "submitted_per_s": load.rps,
-        "jobs": len(times),
-        "finished": len(finished),
-        "finished_per_s": len(finished) / (last - started_at) if finished else 0.0,
-    }
+    return AsyncRun(
+        submits=load,
+        jobs=len(times),
+        finished=len(finished),
+        finished_per_s=len(finished) / (last - started_at) if finished else 0.0,
+    )
 
 
 def finished_ids(redis_url: str, ids_file: Path) -> int:
@@ -103,7 +109,7 @@ def finished_ids(redis_url: str, ids_file: Path) -> int:
 
 def poll_load(
     url: str, placement: Placement, ids_file: Path, connections: int, duration_s: float
-) -> LoadResult:
+) -> LoadRun:
     return run_wrk(
         url,
         "poll",
@@ -117,24 +123,15 @@ def poll_load(
 
 def sweep(
     url: str, placement: Placement, levels: tuple[int, ...], duration_s: float, target_ms: float
-) -> dict[str, Any]:
+) -> Sweep:
     points = []
     for connections in levels:
         load = sync_load(url, placement, connections, duration_s)
-        points.append(SweepPoint(connections, load.rps, load.percentile_ms(99)))
-    knee = find_knee(points, target_ms)
-    return {
-        "p99_target_ms": target_ms,
-        "points": [
-            {"connections": p.connections, "rps": p.rps, "p99_ms": p.p99_ms} for p in points
-        ],
-        "knee": None
-        if knee is None
-        else {"connections": knee.connections, "rps": knee.rps, "p99_ms": knee.p99_ms},
-    }
+        points.append(SweepPoint(connections, load.rps, load.p99_ms))
+    return Sweep(target_ms, tuple(points), find_knee(points, target_ms))
 
 
-def fixed_rate(url: str, rate: float, duration_s: float, connections: int) -> dict[str, Any]:
+def fixed_rate(url: str, rate: float, duration_s: float, connections: int) -> FixedRateRun:
     """Sync POST /predict latency at `rate` requests/s, open loop (bench/open_loop.py)."""
     result = uvloop.run(
         measure_fixed_rate(
@@ -145,10 +142,10 @@ def fixed_rate(url: str, rate: float, duration_s: float, connections: int) -> di
             max_connections=connections,
         )
     )
-    return result.as_dict()
+    return result.summary()
 
 
-def redis_work(url: str, redis_url: str, settle_s: float, requests: int = 20) -> dict[str, Any]:
+def redis_work(url: str, redis_url: str, settle_s: float, requests: int = 20) -> RedisWorkCounts:
     """Redis round trips and commands per request, each endpoint on its own, sequentially.
 
     The build must run with a model slow enough (MOCK_LATENCY_MS) that no async job finishes
@@ -185,21 +182,19 @@ def redis_work(url: str, redis_url: str, settle_s: float, requests: int = 20) ->
         counter.close()
     if set(statuses) != {200}:
         raise RuntimeError(f"jobs not finished {settle_s}s after submit: {statuses}")
-    return {
-        "requests": requests,
-        "sync": asdict(sync.per(requests)),
-        "submit": asdict(submit.per(requests)),
-        "completion": asdict(completion.per(requests)),
-        "poll": asdict(poll.per(requests)),
-    }
+    return RedisWorkCounts(
+        requests=requests,
+        sync=sync.per(requests),
+        submit=submit.per(requests),
+        completion=completion.per(requests),
+        poll=poll.per(requests),
+    )
 
 
 def time_to_result(
     url: str, strategies: tuple[str, ...], rate: float, duration_s: float
-) -> list[dict[str, Any]]:
-    return [
-        uvloop.run(
-            measure(url, Strategy.parse(spec), rate_per_s=rate, duration_s=duration_s)
-        ).as_dict()
+) -> tuple[TimeToResult, ...]:
+    return tuple(
+        uvloop.run(measure(url, Strategy.parse(spec), rate_per_s=rate, duration_s=duration_s))
         for spec in strategies
-    ]
+    )

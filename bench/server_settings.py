@@ -13,16 +13,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 import uvloop
 
 from bench.builds import BUILDS, started
 from bench.config import BenchConfig
 from bench.load import run_wrk
 from bench.placement import Placement
+from bench.results import (
+    ConnectionBurst,
+    ExperimentResult,
+    JobRates,
+    PollingLatency,
+    SettingsRun,
+    SyncThroughput,
+    VariantFigures,
+    to_json,
+)
 from bench.scenarios import MOCK_BODY, async_load, time_to_result
 from bench.stats import percentile
 from service.server.embedded_redis import EmbeddedRedis
@@ -30,7 +38,7 @@ from service.server.process import free_port
 
 # url, placement, Redis URL, config, the variant's environment (BENCH_* names in it are the
 # load generator's, the rest the server's).
-Measure = Callable[[str, Placement, str, BenchConfig, dict[str, str]], dict[str, Any]]
+Measure = Callable[[str, Placement, str, BenchConfig, dict[str, str]], VariantFigures]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +46,6 @@ class Experiment:
     setting: str
     question: str
     measure: Measure
-    columns: tuple[str, ...]
     variants: dict[str, dict[str, str]]  # label -> environment of the tuned build
     default: str  # the label of what the service ships with
     env: dict[str, str] = field(default_factory=dict)  # for every variant
@@ -47,7 +54,7 @@ class Experiment:
 
 def _sync(
     url: str, placement: Placement, redis_url: str, cfg: BenchConfig, env: dict[str, str]
-) -> dict[str, Any]:
+) -> SyncThroughput:
     """Sync throughput; with BENCH_CLOSE=true, every request on a new connection (what an
     expired keep-alive costs each request that comes back after it)."""
     load = run_wrk(
@@ -60,18 +67,13 @@ def _sync(
         env={"BENCH_BODY": MOCK_BODY, "BENCH_CLOSE": env.get("BENCH_CLOSE", "false")},
         allow_errors=True,
     )
-    return {
-        "rps": load.rps,
-        "p50_ms": load.percentile_ms(50),
-        "p99_ms": load.percentile_ms(99),
-        "errors": sum(load.errors.values()),
-    }
+    return SyncThroughput(load.rps, load.p50_ms, load.p99_ms, sum(load.errors.values()))
 
 
 BURST_CONNECTIONS = 1500
 
 
-async def _burst(url: str, connections: int) -> dict[str, Any]:
+async def _burst(url: str, connections: int) -> ConnectionBurst:
     """`connections` clients connect at the same instant and each sends one sync request: the
     time from its connect call to its answer, through the listen queue."""
     parts = urlsplit(url)
@@ -100,36 +102,33 @@ async def _burst(url: str, connections: int) -> dict[str, Any]:
     done = await asyncio.gather(*tasks)
     answered = sorted(ms for ms in done if ms is not None)
 
-    return {
-        "connections": connections,
-        "failed": connections - len(answered),
-        "p50_ms": percentile(answered, 50, empty=0.0),
-        "p99_ms": percentile(answered, 99, empty=0.0),
-        "max_ms": answered[-1] if answered else 0.0,
-    }
+    return ConnectionBurst(
+        connections=connections,
+        failed=connections - len(answered),
+        p50_ms=percentile(answered, 50, empty=0.0),
+        p99_ms=percentile(answered, 99, empty=0.0),
+        max_ms=answered[-1] if answered else 0.0,
+    )
 
 
 def _burst_measure(
     url: str, placement: Placement, redis_url: str, cfg: BenchConfig, env: dict[str, str]
-) -> dict[str, Any]:
+) -> ConnectionBurst:
     return uvloop.run(_burst(url, BURST_CONNECTIONS))
 
 
 def _async(
     url: str, placement: Placement, redis_url: str, cfg: BenchConfig, env: dict[str, str]
-) -> dict[str, Any]:
+) -> JobRates:
     jobs = async_load(url, placement, redis_url, cfg.connections, cfg.duration)
-    return {
-        "submitted_per_s": jobs["submitted_per_s"],
-        "finished_per_s": jobs["finished_per_s"],
-    }
+    return JobRates(jobs.submitted_per_s, jobs.finished_per_s)
 
 
 def _time_to_result(
     url: str, placement: Placement, redis_url: str, cfg: BenchConfig, env: dict[str, str]
-) -> dict[str, Any]:
+) -> PollingLatency:
     [measured] = time_to_result(url, ("poll:10ms",), cfg.ttr_rate, cfg.ttr_duration_s)
-    return {"ttr_p50_ms": measured["p50_ms"], "ttr_p99_ms": measured["p99_ms"]}
+    return PollingLatency(measured.p50_ms, measured.p99_ms)
 
 
 _CONSUMERS = {
@@ -148,7 +147,6 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         "WEB_CONCURRENCY",
         "worker processes per core: sync throughput, the server on one core",
         _sync,
-        ("rps", "p50_ms", "p99_ms", "errors"),
         {"1 worker": {"WEB_CONCURRENCY": "1"}, "2 workers": {"WEB_CONCURRENCY": "2"}},
         "1 worker",
     ),
@@ -156,7 +154,6 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         "keepalive (gunicorn.conf.py)",
         "what keep-alive saves: sync throughput when every request needs a new connection",
         _sync,
-        ("rps", "p50_ms", "p99_ms", "errors"),
         {
             "keep-alive (connections reused)": {},
             "new connection per request": {"BENCH_CLOSE": "true"},
@@ -167,7 +164,6 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         "backlog (gunicorn.conf.py)",
         f"{BURST_CONNECTIONS} clients connect at once, one request each: time to the answer",
         _burst_measure,
-        ("failed", "p50_ms", "p99_ms", "max_ms"),
         {
             "backlog 2048": {"GUNICORN_CMD_ARGS": "--backlog 2048"},
             "backlog 128": {"GUNICORN_CMD_ARGS": "--backlog 128"},
@@ -178,7 +174,6 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         "LIMIT_CONCURRENCY",
         "uvicorn's limit on connections and tasks, at 256 busy connections: sync throughput",
         _sync,
-        ("rps", "p50_ms", "p99_ms", "errors"),
         {"no limit": {}, "limit 128": {"LIMIT_CONCURRENCY": "128"}},
         "no limit",
         connections=256,
@@ -187,7 +182,6 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         "WORKER_CONCURRENCY, MAX_BATCH_SIZE",
         "stream consumers per process and batch size: async jobs/s with an instant model",
         _async,
-        ("submitted_per_s", "finished_per_s"),
         _CONSUMERS,
         "2 consumers, batches of 64",
         # Room for every submit: the figure is how fast the consumers finish, not when the
@@ -198,7 +192,6 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         "WORKER_CONCURRENCY, MAX_BATCH_SIZE (latency)",
         "the same, with a 50 ms model: time to result, polling every 10 ms, at 20 jobs/s",
         _time_to_result,
-        ("ttr_p50_ms", "ttr_p99_ms"),
         _CONSUMERS,
         "2 consumers, batches of 64",
         env={"MOCK_LATENCY_MS": "50"},
@@ -215,9 +208,9 @@ def _redis(placement: Placement, tmp: Path) -> Iterator[str]:
         yield server.url
 
 
-def run(cfg: BenchConfig, placement: Placement, only: str | None = None) -> dict[str, Any]:
+def run(cfg: BenchConfig, placement: Placement, only: str | None = None) -> SettingsRun:
     placement.pin_load(0)
-    results: dict[str, Any] = {"placement": placement.describe(), "experiments": []}
+    experiments = []
     with tempfile.TemporaryDirectory(prefix="bench-settings-") as tmp_name:
         tmp = Path(tmp_name)
         with _redis(placement, tmp) as redis_url:
@@ -233,31 +226,30 @@ def run(cfg: BenchConfig, placement: Placement, only: str | None = None) -> dict
                         rows[label] = experiment.measure(
                             served.url, placement, redis_url, run_cfg, env
                         )
-                results["experiments"].append(
-                    {
-                        "setting": experiment.setting,
-                        "question": experiment.question,
-                        "default": experiment.default,
-                        "columns": list(experiment.columns),
-                        "rows": rows,
-                    }
+                measured = ExperimentResult(
+                    setting=experiment.setting,
+                    question=experiment.question,
+                    default=experiment.default,
+                    columns=tuple(rows[experiment.default].cells()),
+                    rows=rows,
                 )
-                _print(results["experiments"][-1])
-    return results
+                experiments.append(measured)
+                _print(measured)
+    return SettingsRun(placement.describe(), tuple(experiments))
 
 
-def _print(experiment: dict[str, Any]) -> None:
-    print(f"\n{experiment['setting']}: {experiment['question']}")
-    columns = experiment["columns"]
+def _print(experiment: ExperimentResult) -> None:
+    print(f"\n{experiment.setting}: {experiment.question}")
+    columns = experiment.columns
     print(f"  {'':30}" + "".join(f"{c:>16}" for c in columns))
-    for label, row in experiment["rows"].items():
-        mark = "*" if label == experiment["default"] else " "
-        cells = "".join(f"{row[c]:>16,.1f}" for c in columns)
-        print(f"{mark} {label:30}{cells}")
+    for label, row in experiment.rows.items():
+        mark = "*" if label == experiment.default else " "
+        cells = row.cells()
+        print(f"{mark} {label:30}" + "".join(f"{cells[c]:>16,.1f}" for c in columns))
 
 
-def write(out: Path, results: dict[str, Any]) -> Path:
+def write(out: Path, results: SettingsRun) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     target = out / "settings.json"
-    target.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    target.write_bytes(to_json(results))
     return target

@@ -10,10 +10,10 @@ schedule measures itself: the run fails instead of reporting it.
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import httpx2 as httpx
 
+from bench.results import TimeToResult
 from bench.stats import percentile
 
 # A client whose median submit starts this late behind its schedule cannot keep it: it, not the
@@ -44,33 +44,6 @@ class Strategy:
         if kind == "longpoll":
             return cls(f"long-poll wait={amount}", wait_s=seconds)
         raise ValueError(f"unknown polling strategy {spec!r}: use poll:<interval> or longpoll:<s>")
-
-
-@dataclass(frozen=True, slots=True)
-class TimeToResult:
-    strategy: str
-    jobs: int
-    completed: int
-    supported: bool  # False: the build answered a long-poll at once (it ignores `wait`)
-    ms: list[float]  # per completed job, sorted
-    polls_per_result: float
-    client_lag_p99_ms: float
-
-    def percentile_ms(self, q: float) -> float:
-        return percentile(self.ms, q)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "strategy": self.strategy,
-            "jobs": self.jobs,
-            "completed": self.completed,
-            "supported": self.supported,
-            "p50_ms": self.percentile_ms(50),
-            "p90_ms": self.percentile_ms(90),
-            "p99_ms": self.percentile_ms(99),
-            "polls_per_result": self.polls_per_result,
-            "client_lag_p99_ms": self.client_lag_p99_ms,
-        }
 
 
 class _LongPollUnsupportedError(Exception):
@@ -135,12 +108,15 @@ async def measure(
             f"{strategy.name} against {url}: the client started half its submits more than "
             f"{lag_p50 * 1000:.0f} ms late at {rate_per_s:.0f} jobs/s; lower BENCH_TTR_RATE"
         )
+    ms = sorted(seconds * 1000 for seconds, _ in finished)
     return TimeToResult(
         strategy=strategy.name,
         jobs=jobs,
         completed=len(finished),
         supported=not unsupported,
-        ms=sorted(seconds * 1000 for seconds, _ in finished),
+        p50_ms=percentile(ms, 50),
+        p90_ms=percentile(ms, 90),
+        p99_ms=percentile(ms, 99),
         polls_per_result=sum(p for _, p in finished) / len(finished) if finished else float("nan"),
         client_lag_p99_ms=lag_p99 * 1000,
     )

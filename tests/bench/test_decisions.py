@@ -1,16 +1,25 @@
 """The harness's decisions, on inputs made here: the knee, a saturated generator, the polling
 strategies, the gate's verdict, the bars' verdicts and the fixed-rate load."""
 
-from typing import Any
-
 import pytest
 
 from bench.bars import bars
-from bench.gate import check
-from bench.knee import SweepPoint, find_knee
-from bench.load import LoadResult
-from bench.run import FIGURES, knee_load
+from bench.figures import FIGURES
+from bench.gate import check, load_floors
+from bench.knee import find_knee
+from bench.load import generator_saturated
+from bench.results import (
+    FixedRateLatency,
+    KneeShare,
+    Ratio,
+    Scaling,
+    Sweep,
+    SweepPoint,
+    WorkerScaling,
+)
+from bench.run import knee_load
 from bench.time_to_result import Strategy
+from tests.support.bench_results import fixed_rate_run, load_run, ratios_of
 
 
 def test_knee_is_the_most_throughput_under_the_target() -> None:
@@ -20,11 +29,6 @@ def test_knee_is_the_most_throughput_under_the_target() -> None:
     assert find_knee(points, 1) is None
 
 
-def load(server_busy: float, generator_cpu: float) -> LoadResult:
-    cdf = [(50.0, 1.0), (100.0, 2.0)]
-    return LoadResult("sync", 32, 1.0, 100, {}, cdf, server_busy, 1.0, generator_cpu)
-
-
 @pytest.mark.parametrize(
     ("server", "generator", "saturated"),
     [(0.99, 0.99, False), (0.99, 0.5, False), (0.6, 0.99, True), (0.6, 0.7, False)],
@@ -32,7 +36,16 @@ def load(server_busy: float, generator_cpu: float) -> LoadResult:
 def test_generator_is_saturated_when_it_uses_its_core_and_the_server_idles(
     server: float, generator: float, saturated: bool
 ) -> None:
-    assert load(server, generator).generator_saturated is saturated
+    run = load_run(100, server_busy=server, generator_cpu=generator)
+    assert generator_saturated(run) is saturated
+
+
+def test_a_load_run_carries_its_rate_and_percentiles_from_its_counts() -> None:
+    cdf = ((50.0, 1.0), (90.0, 2.0), (99.0, 3.0), (99.9, 4.0), (100.0, 5.0))
+    run = load_run(250, cdf_ms=cdf)
+    assert run.rps == 250
+    assert (run.p50_ms, run.p90_ms, run.p99_ms, run.p999_ms) == (1.0, 2.0, 3.0, 4.0)
+    assert run.percentile_ms(95) == 3.0  # the first point at or above it
 
 
 def test_strategies_parse() -> None:
@@ -43,23 +56,21 @@ def test_strategies_parse() -> None:
 
 
 def test_gate_fails_a_figure_below_its_floor() -> None:
-    ratios = {
-        "sync rps": {"vs_seed": 1.4, "vs_bound": 0.2},
-        "poll rps": {"vs_seed": 0.9, "vs_bound": 0.1},
-    }
-    verdict = check(ratios, {"ratio_to_seed_floor": {"sync rps": 1.2, "poll rps": 1.0}})
-    assert not verdict["passed"]
-    assert [row["ok"] for row in verdict["rows"]] == [True, False]
+    ratios = {"sync rps": Ratio(1.4, 0.2), "poll rps": Ratio(0.9, 0.1)}
+    verdict = check(ratios, {"sync rps": 1.2, "poll rps": 1.0})
+    assert not verdict.passed
+    assert [(row.figure, row.ok) for row in verdict.rows] == [
+        ("sync rps", True),
+        ("poll rps", False),
+    ]
 
 
-def ratios_of(tuned_vs: dict[str, float]) -> dict[str, dict[str, float]]:
-    return {figure: {f"vs_{ref}": r for ref, r in tuned_vs.items()} for figure in FIGURES}
+def test_the_committed_floors_name_every_figure_and_only_those() -> None:
+    assert set(load_floors().ratio_to_seed_floor) == set(FIGURES)
 
 
 def test_bars_say_met_or_not_met_against_each_target() -> None:
-    verdicts = {
-        b["bar"]: b["verdict"] for b in bars({"ratios": ratios_of({"seed": 3.5, "bound": 0.8})})
-    }
+    verdicts = {b.name: b.verdict for b in bars(ratios_of(3.5, 0.8), None, None)}
     assert verdicts["sync POST /predict throughput vs seed"] == "met"
     assert verdicts["sync POST /predict throughput vs bound"] == "met"
     assert verdicts["GET poll throughput vs bound"] == "NOT met"  # 0.8 < 1.0
@@ -68,26 +79,27 @@ def test_bars_say_met_or_not_met_against_each_target() -> None:
 
 
 def test_fixed_rate_and_scaling_bars_come_from_their_scenarios() -> None:
-    def at(p99: float, achieved: float) -> dict[str, Any]:
-        return {"p99_ms": p99, "achieved_rate": achieved}
+    def scaled(factor: float) -> WorkerScaling:
+        return WorkerScaling(load_run(1000), load_run(1000 * factor), factor)
 
-    results = {
-        "ratios": ratios_of({"seed": 1.0, "bound": 1.0}),
-        "scaling": {"builds": {"tuned": {"factor": 0.9}, "seed": {"factor": 1.5}}},
-        "fixed_rate": {"rate": 1000.0, "builds": {"tuned": at(4, 1000), "seed": at(900, 600)}},
-    }
-    scaling, fixed = bars(results)[-2:]
-    assert scaling["verdict"] == "NOT met"
-    assert "seed 1.50x" in scaling["measured"]
-    assert fixed["verdict"] == "met"
-    assert "seed answered only 600 rps" in fixed["measured"]
+    scaling = Scaling(64, "not pinned", {"tuned": scaled(0.9), "seed": scaled(1.5)})
+    load = KneeShare(1000.0, "70% of the seed build's knee")
+    fixed = FixedRateLatency(
+        load,
+        {"tuned": fixed_rate_run(4, 1000), "seed": fixed_rate_run(900, 600)},
+        load,
+        fixed_rate_run(4, 1000),
+    )
+    scaling_bar, fixed_bar = bars(ratios_of(1.0, 1.0), scaling, fixed)[-2:]
+    assert scaling_bar.verdict == "NOT met"
+    assert "seed 1.50x" in scaling_bar.measured
+    assert fixed_bar.verdict == "met"
+    assert "seed answered only 600 rps" in fixed_bar.measured
 
 
 def test_fixed_rate_load_is_a_share_of_the_knee_or_of_the_best_rps_without_one() -> None:
-    points = [{"connections": 1, "rps": 900.0, "p99_ms": 10.0},
-              {"connections": 4, "rps": 1000.0, "p99_ms": 40.0}]  # fmt: skip
-    with_knee = {"p99_target_ms": 25.0, "points": points, "knee": points[0]}
-    assert knee_load(with_knee, "seed")[0] == pytest.approx(630)
-    rate, basis = knee_load({**with_knee, "knee": None}, "seed")
-    assert rate == pytest.approx(700)
-    assert "no knee" in basis
+    points = (SweepPoint(1, 900.0, 10.0), SweepPoint(4, 1000.0, 40.0))
+    assert knee_load(Sweep(25.0, points, points[0]), "seed").rate == pytest.approx(630)
+    without = knee_load(Sweep(25.0, points, None), "seed")
+    assert without.rate == pytest.approx(700)
+    assert "no knee" in without.basis

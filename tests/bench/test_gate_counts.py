@@ -95,21 +95,21 @@ def test_sync_request_costs_no_redis_round_trip(
     redis_server: EmbeddedRedis, quiet: ServerProcess
 ) -> None:
     trips = round_trips(redis_server, quiet, "POST", "/predict", MOCK_BODY)
-    assert trips == EXPECTED["round_trips_per_request"]["sync"] == 0
+    assert trips == EXPECTED.round_trips_per_request["sync"] == 0
 
 
 def test_submit_costs_one_round_trip(redis_server: EmbeddedRedis, quiet: ServerProcess) -> None:
     # The request's own cost; the job's start and finish are the consumers' (one round trip
     # each per batch), counted apart in the bench report.
     trips = round_trips(redis_server, quiet, "POST", "/predict", MOCK_BODY, "async_mode: true")
-    assert trips == EXPECTED["round_trips_per_request"]["submit"] == 1
+    assert trips == EXPECTED.round_trips_per_request["submit"] == 1
 
 
 def test_poll_costs_one_round_trip(redis_server: EmbeddedRedis, quiet: ServerProcess) -> None:
     submitted = exchange(quiet, "POST", "/predict", MOCK_BODY, "async_mode: true")
     location = f"/predict/{body_of(submitted)['prediction_id']}"
     assert round_trips(redis_server, quiet, "GET", location, b"") == 1
-    assert EXPECTED["round_trips_per_request"]["poll"] == 1
+    assert EXPECTED.round_trips_per_request["poll"] == 1
     unknown = f"/predict/{uuid.uuid4()}"
     assert round_trips(redis_server, quiet, "GET", unknown, b"") == 1
 
@@ -139,4 +139,4 @@ def _measured_bytes(quiet: ServerProcess, iris: ServerProcess) -> dict[str, int]
 
 
 def test_response_bytes_per_endpoint(quiet: ServerProcess, iris: ServerProcess) -> None:
-    assert _measured_bytes(quiet, iris) == EXPECTED["response_bytes"]
+    assert _measured_bytes(quiet, iris) == EXPECTED.response_bytes

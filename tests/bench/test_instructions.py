@@ -17,7 +17,8 @@ def test_instructions_per_request_are_counted_for_a_served_build(tmp_path: Path)
     require("wrk", "wrk")
     with EmbeddedRedis(tmp_path / "redis", port=free_port(), appendonly=False) as redis_server:
         measured = count("bound", redis_server.url, tmp_path, warm_up_s=1, measured_s=2)
-    assert measured["requests"] > 0
+    assert measured.requests > 0
+    assert measured.per_request == measured.instructions / measured.requests
     # Parsing a request, running the app and writing the answer take tens of thousands of
     # instructions; a count far below that would mean the measured window missed the work.
-    assert 20_000 < measured["per_request"] < 5_000_000
+    assert 20_000 < measured.per_request < 5_000_000

@@ -3,7 +3,6 @@ or answer without Content-Length. Assertions are on counts and lower bounds, nev
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 import uvloop
@@ -22,7 +21,7 @@ def response(status: int, body: bytes = b"{}") -> bytes:
 
 async def run_against(answer: Answer, **options: float) -> FixedRateResult:
     received = 0
-    handlers: set[asyncio.Task[Any]] = set()
+    handlers: set[asyncio.Task[None]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal received
@@ -72,6 +71,10 @@ def test_every_scheduled_request_is_answered_and_counted() -> None:
     assert result.errors == {}
     assert result.ms == sorted(result.ms)
     assert result.connections >= 1
+    summary = result.summary()  # what the report holds of it
+    assert (summary.scheduled, summary.completed, summary.errors) == (100, 100, {})
+    assert summary.p99_ms == result.percentile_ms(99) <= summary.max_ms == result.ms[-1]
+    assert summary.achieved_rate == result.achieved_rate
 
 
 def test_a_stall_counts_from_the_schedule_not_from_the_send() -> None:
