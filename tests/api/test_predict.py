@@ -1,3 +1,4 @@
+import time
 import uuid
 from collections.abc import Callable
 
@@ -202,8 +203,6 @@ def test_result_expires_after_ttl(
     ]
     assert client.get(location + "?wait=5").status_code == 200
     redis_client.pexpire(redis_client.keys("pred:job:*")[0], 1)  # the TTL is Redis's: shorten it
-    import time
-
     time.sleep(0.05)
     assert client.get(location).status_code == 404
 
