@@ -13,7 +13,7 @@ DOCS_PORT ?= 8000
 
 export MODEL_PATH
 
-.PHONY: help venv run worker test test-quick bench bench-settings bench-instructions gate lint fmt model lock locust loadtest prometheus up down clean
+.PHONY: help venv run worker test test-quick bench bench-settings bench-instructions gate gate-baseline lint fmt model lock locust loadtest prometheus up down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,14 +56,21 @@ bench: $(STAMP) $(MODEL_PATH) ## Micro-benchmarks and the side-by-side run of tu
 bench-settings: $(STAMP) ## Measure the server settings (workers, keep-alive, backlog, concurrency limit, consumers, batch size) against their alternatives
 	$(BIN)/python -m bench settings $(if $(ONLY),--only "$(ONLY)")
 
-bench-instructions: $(STAMP) ## Instructions per sync request, tuned vs bound, counted by valgrind (callgrind): noise-free
+bench-instructions: $(STAMP) ## Instructions per request (sync, submit, poll) and per finished job, tuned vs bound, counted by valgrind
 	$(BIN)/python -m bench instructions
 
-# The CI gate: a short side-by-side run, best of two rounds, against bench/gate.toml's floors.
+# The CI gate: the exact Redis round trips and response bytes (tests/bench/test_gate_counts.py),
+# instructions per request against bench/instructions.toml, then a short side-by-side run, best
+# of two rounds, against bench/gate.toml's floors.
 gate: export BENCH_DURATION ?= 3
 gate: export BENCH_ROUNDS ?= 2
-gate: $(STAMP) ## The performance-regression gate CI runs (ratios to the seed build vs committed floors)
+gate: $(STAMP) ## The performance-regression gate CI runs (exact counts, instructions vs baselines, ratio floors)
+	$(BIN)/pytest -q -p no:cacheprovider tests/bench/test_gate_counts.py
 	$(BIN)/python -m bench gate
+
+gate-baseline: $(STAMP) ## Count the instructions again into bench/instructions.toml and show the diff to commit
+	$(BIN)/python -m bench baseline
+	@git --no-pager diff -- bench/instructions.toml
 
 lint: $(STAMP) ## ruff, mypy --strict, and the import layers (lint-imports)
 	$(BIN)/ruff check .

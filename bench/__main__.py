@@ -1,8 +1,12 @@
-"""`python -m bench run` (what `make bench` does), `python -m bench gate` (CI's gate) and
-`python -m bench settings` (`make bench-settings`: the server settings, measured) and
-`python -m bench instructions` (`make bench-instructions`: instructions per sync request).
+"""`python -m bench <command>`:
 
-Both write reports/<timestamp>/ and print a table; the gate then checks the committed floors.
+    run           `make bench`: the side-by-side run, written to reports/<timestamp>/
+    gate          `make gate`: instructions per request against bench/instructions.toml, then
+                  a short side-by-side run against bench/gate.toml's floors
+    baseline      `make gate-baseline`: count the instructions again and write them to
+                  bench/instructions.toml
+    instructions  `make bench-instructions`: instructions per request, tuned and bound
+    settings      `make bench-settings`: the server settings, measured
 """
 
 import argparse
@@ -19,7 +23,7 @@ from bench.config import BenchConfig
 from bench.load import GeneratorSaturatedError, WrkMissingError, wrk_binary
 from bench.placement import default_placement
 from bench.report import print_table, write_report
-from bench.results import MicroBenchmark, to_json
+from bench.results import InstructionsRun, MicroBenchmark, to_json
 from bench.run import side_by_side
 from bench.time_to_result import ClientSaturatedError
 
@@ -52,7 +56,9 @@ def micro_benchmarks(out: Path, cpus: frozenset[int]) -> tuple[MicroBenchmark, .
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("command", choices=["run", "gate", "settings", "instructions"])
+    parser.add_argument(
+        "command", choices=["run", "gate", "baseline", "settings", "instructions"]
+    )
     parser.add_argument("--only", help="settings: the experiments whose setting names this")
     parser.add_argument("--model-path", type=Path, default=Path("artifacts/iris.joblib"))
     args = parser.parse_args(argv)
@@ -65,21 +71,27 @@ def main(argv: list[str] | None = None) -> int:
     placement = default_placement()
     out = cfg.reports_dir / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    if args.command == "instructions":
+    if args.command in ("instructions", "baseline", "gate"):
         try:
-            counted = instructions.run()
+            instructions.require_valgrind()
         except instructions.ValgrindMissingError as exc:
-            print(f"make bench-instructions: {exc}", file=sys.stderr)
+            print(f"make {args.command}: {exc}", file=sys.stderr)
             return 2
+    if args.command == "instructions":
+        counted = instructions.run()
         target = out / "instructions.json"
         target.write_bytes(to_json(counted))
+        print_instructions(counted)
         print(f"instructions: {target}")
         return 0
+    if args.command == "baseline":
+        return write_baseline()
     if args.command == "settings":
         measured = server_settings.run(cfg, placement, args.only)
         print(f"settings: {server_settings.write(out, measured)}")
         return 0
     full = args.command == "run"
+    counts_held = instruction_gate(out) if args.command == "gate" else True
     micro = micro_benchmarks(out, placement.server_cpus) if full and cfg.micro else None
     try:
         results = side_by_side(
@@ -96,9 +108,50 @@ def main(argv: list[str] | None = None) -> int:
         )
     write_report(out, results, micro)
     print_table(results, out)
+    if not counts_held:
+        print("gate: instructions per request moved past the tolerance", file=sys.stderr)
+        return 1
     if results.gate is not None and not results.gate.passed:
         return 1
     return 0
+
+
+def instruction_gate(out: Path) -> bool:
+    """The deterministic half of the gate: the tuned build's paths, counted again."""
+    baselines = gate.load_baselines()
+    counted = instructions.run(instructions.TUNED)
+    (out / "instructions.json").write_bytes(to_json(counted))
+    verdict = gate.check_instructions(counted, baselines)
+    print(f"instructions per request (per job for finish), tolerance {verdict.tolerance:.1%}:")
+    for row in verdict.rows:
+        state = "ok" if row.ok else ("FEWER: make gate-baseline" if row.change < 0 else "MORE")
+        print(
+            f"  {row.path:14} {row.measured:>10,.0f}  baseline {row.baseline:>10,.0f}  "
+            f"{row.change:+6.1%}  {state}"
+        )
+    return verdict.passed
+
+
+def write_baseline() -> int:
+    old = gate.load_baselines()
+    counted = instructions.run(instructions.TUNED)
+    gate.write_baselines(counted, old.tolerance)
+    for path, count in sorted(counted.counts.items()):
+        before = old.per_unit.get(path)
+        change = f"{count.per_unit / before - 1:+.1%}" if before else "new"
+        print(f"{path:14} {before or 0:>10,.0f} -> {count.per_unit:>10,.0f}  {change}")
+    print(f"wrote {gate.BASELINES}; review it with `git diff bench/{gate.BASELINES.name}`")
+    return 0
+
+
+def print_instructions(counted: InstructionsRun) -> None:
+    for name, count in counted.counts.items():
+        unit = "job" if name.endswith("finish") else "request"
+        print(f"{name:14} {count.per_unit:>10,.0f} instructions per {unit} ({count.units:,})")
+    for path in ("sync", "poll"):
+        tuned, bound = counted.counts.get(f"tuned {path}"), counted.counts.get(f"bound {path}")
+        if tuned and bound:
+            print(f"{path}: tuned / bound = {tuned.per_unit / bound.per_unit:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,22 @@
-"""The CI regression gate's floors (bench/gate.toml) and the check against them."""
+"""The CI regression gate: the deterministic check, instructions per request against committed
+baselines (bench/instructions.toml), and the coarse one, throughput ratios to the seed build
+against committed floors (bench/gate.toml)."""
 
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.results import GateRow, GateVerdict, Ratio
+from bench.results import (
+    GateRow,
+    GateVerdict,
+    InstructionRow,
+    InstructionsRun,
+    InstructionVerdict,
+    Ratio,
+)
 
 FLOORS = Path(__file__).resolve().parent / "gate.toml"
+BASELINES = Path(__file__).resolve().parent / "instructions.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +46,47 @@ def check(ratios: dict[str, Ratio], floors: dict[str, float]) -> GateVerdict:
         for figure, floor in floors.items()
     )
     return GateVerdict(all(row.ok for row in rows), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class InstructionBaselines:
+    """instructions.toml: the instructions per request (or per job) of each counted path, and
+    how far a count may move from it before the gate fails."""
+
+    tolerance: float
+    per_unit: dict[str, float]  # by "<build> <path>"
+
+
+def load_baselines(path: Path = BASELINES) -> InstructionBaselines:
+    with path.open("rb") as f:
+        loaded = tomllib.load(f)
+    return InstructionBaselines(float(loaded["tolerance"]), dict(loaded["per_unit"]))
+
+
+def check_instructions(run: InstructionsRun, baselines: InstructionBaselines) -> InstructionVerdict:
+    """Each baseline's path, counted again. More work than the tolerance allows fails; so does
+    less, so that an improvement is recorded (`make gate-baseline`) before a later change can
+    take it back unnoticed."""
+    rows = []
+    for path, baseline in baselines.per_unit.items():
+        count = run.counts.get(path)
+        measured = count.per_unit if count is not None else float("nan")
+        change = measured / baseline - 1
+        rows.append(
+            InstructionRow(path, baseline, measured, change, abs(change) <= baselines.tolerance)
+        )
+    return InstructionVerdict(all(row.ok for row in rows), baselines.tolerance, tuple(rows))
+
+
+BASELINES_HEADER = """\
+# Instructions per request (per job for "tuned finish") of each path `make gate` counts under
+# valgrind's callgrind (bench/instructions.py). Written by `make gate-baseline`: an intended
+# change of the service's work is a reviewed change of these lines. docs/benchmarks.md says how
+# the tolerance was set from the spread of repeated counts.
+"""
+
+
+def write_baselines(run: InstructionsRun, tolerance: float, path: Path = BASELINES) -> None:
+    lines = [BASELINES_HEADER, f"tolerance = {tolerance}", "", "[per_unit]"]
+    lines += [f'"{name}" = {round(count.per_unit)}' for name, count in sorted(run.counts.items())]
+    path.write_text("\n".join(lines) + "\n")

@@ -1,15 +1,25 @@
-"""`make bench-instructions`: CPU instructions per sync request, counted by valgrind's callgrind.
+"""Instructions per request, counted by valgrind's callgrind: `make bench-instructions`, and the
+deterministic half of `make gate`.
 
 Throughput figures drift with whatever else the machine runs; an instruction count does not:
 the same build, load and environment give the same count within a fraction of a percent, on a
 quiet machine or a busy one. It is not time (cache misses cost more than instructions), but a
 change that adds or removes work shows in it at once, without the noise of a throughput run.
 
-Each build is served by plain uvicorn (uvloop, httptools; the tuned build with the same HTTP
+Four paths of the tuned build are counted, and two of the bound's, for the ratio:
+- `sync`: `POST /predict` answered synchronously;
+- `submit`: `POST /predict` with `async_mode: true`, no consumer running (the jobs stay queued);
+- `poll`: `GET /predict/{id}` of a succeeded job;
+- `finish`: a stream consumer's work per job, from reading a batch to finishing it, in a
+  standalone worker with one consumer and full batches.
+
+An HTTP path is served by plain uvicorn (uvloop, httptools; the tuned build with the same HTTP
 protocol class as its gunicorn worker) under callgrind, with instrumentation off while it starts;
 wrk warms it, then instrumentation is switched on for a fixed-length wrk run. The tuned build
 runs without stream consumers or queue sampling (WORKER_CONCURRENCY=0, QUEUE_SAMPLE_S=0): their
 once-a-second work would be spread over however few requests the slowed-down server answers.
+The consumer is counted while it drains jobs that were all enqueued in one transaction, so that
+every batch but the last is full, whatever the timing.
 """
 
 import os
@@ -17,7 +27,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
+
+import orjson
+import redis
 
 from bench.builds import ROOT
 from bench.lineup import BuildName
@@ -27,6 +45,21 @@ from bench.results import InstructionCount, InstructionsRun
 from bench.scenarios import MOCK_BODY
 from service.server.embedded_redis import EmbeddedRedis
 from service.server.process import free_port, wait_until_ready
+from service.storage import scripts
+from service.storage.keys import Keys
+
+CountedPath = Literal["sync", "submit", "poll", "finish"]
+PATHS: tuple[CountedPath, ...] = ("sync", "submit", "poll", "finish")
+# (build, path) pairs a full count measures; the bound has no queue to submit to or consume.
+COUNTED: tuple[tuple[BuildName, CountedPath], ...] = (
+    ("tuned", "sync"),
+    ("tuned", "submit"),
+    ("tuned", "poll"),
+    ("tuned", "finish"),
+    ("bound", "sync"),
+    ("bound", "poll"),
+)
+TUNED = tuple((build, path) for build, path in COUNTED if build == "tuned")
 
 # 50 times slower or more under valgrind: a few connections keep it busy.
 CONNECTIONS = 8
@@ -34,6 +67,10 @@ WARM_UP_S = 3
 MEASURED_S = 8
 START_TIMEOUT_S = 300
 UNPINNED = Placement(frozenset(), frozenset())
+POLLED_JOBS = 2_000
+FINISHED_JOBS = 2_000
+WARM_UP_JOBS = 256
+KEY_PREFIX = "pred:"
 
 # How each build is served (bench/apps/serve.py): the tuned build from its factory, with the HTTP
 # protocol of its gunicorn worker.
@@ -41,94 +78,198 @@ BUILDS: dict[BuildName, tuple[str, ...]] = {
     "tuned": ("service.api.app:create_app", "--factory", "--service-protocol"),
     "bound": ("bench.apps.bound:app",),
 }
+QUIET = {"WORKER_CONCURRENCY": "0", "QUEUE_SAMPLE_S": "0", "MAX_QUEUE": "100000000"}
+# One consumer taking full batches; no reclaiming and no empty reads while it is counted.
+CONSUMER = {
+    "WORKER_CONCURRENCY": "1",
+    "CLAIM_IDLE_MS": "3600000",
+    "WORKER_BLOCK_MS": "60000",
+    "REDIS_SOCKET_TIMEOUT_S": "300",
+}
 
 
 class ValgrindMissingError(RuntimeError):
     pass
 
 
-def _wrk(url: str, seconds: int) -> int:
-    """Requests a wrk run of `seconds` got answered (not pinned: valgrind's one thread and
-    wrk share the machine)."""
-    load = run_wrk(
-        url,
-        "sync",
-        script="post.lua",
-        connections=CONNECTIONS,
-        duration_s=seconds,
-        placement=UNPINNED,
-        env={"BENCH_BODY": MOCK_BODY},
-    )
-    return load.requests
+def require_valgrind() -> None:
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise ValgrindMissingError("valgrind is not installed: `apt-get install valgrind`")
 
 
-def count(
-    build: BuildName,
-    redis_url: str,
-    tmp: Path,
-    warm_up_s: int = WARM_UP_S,
-    measured_s: int = MEASURED_S,
-) -> InstructionCount:
-    """Instructions per sync request of one build."""
-    port = free_port()
-    out = tmp / f"callgrind.{build}"
-    log = tmp / f"{build}.log"
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "WORKER_CONCURRENCY": "0",
-        "QUEUE_SAMPLE_S": "0",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-    }
-    command = [
-        "valgrind", "--tool=callgrind", "--instr-atstart=no",
-        f"--callgrind-out-file={out}.%p",
-        sys.executable, "-m", "bench.apps.serve", *BUILDS[build],
-    ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink)
-    try:
-        wait_until_ready(url, process, log, START_TIMEOUT_S)
-        _wrk(url, warm_up_s)
-        control = ["callgrind_control", "--instr=on", str(process.pid)]
-        subprocess.run(control, check=True, capture_output=True)
-        requests = _wrk(url, measured_s)
-        control[1] = "--instr=off"
-        subprocess.run(control, check=True, capture_output=True)
-        subprocess.run(
-            ["callgrind_control", "--dump", str(process.pid)], check=True, capture_output=True
-        )
-    finally:
-        process.terminate()
-        process.wait(timeout=120)
+def _callgrind(out: Path) -> list[str]:
+    return ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}.%p"]
+
+
+def _control(pid: int, *options: str) -> None:
+    for option in options:
+        subprocess.run(["callgrind_control", option, str(pid)], check=True, capture_output=True)
+
+
+def _total(tmp: Path, out: Path) -> int:
     totals = [
         int(line.split()[1])
         for dump in tmp.glob(f"{out.name}.*")
         for line in dump.read_text(errors="replace").splitlines()
         if line.startswith("totals:")
     ]
-    instructions = max(totals, default=0)
-    return InstructionCount(
-        requests=requests,
-        instructions=instructions,
-        per_request=instructions / requests if requests else float("nan"),
+    return max(totals, default=0)
+
+
+@contextmanager
+def _under_callgrind(
+    command: Sequence[str], env: Mapping[str, str], out: Path, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [*_callgrind(out), *command], cwd=ROOT, env=dict(env), stdout=sink, stderr=sink
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=120)
+
+
+def _wrk(url: str, path: CountedPath, seconds: int, ids_file: Path) -> int:
+    """Requests a wrk run of `seconds` got answered (not pinned: valgrind's one thread and
+    wrk share the machine)."""
+    load = run_wrk(
+        url,
+        path,
+        script="poll.lua" if path == "poll" else "post.lua",
+        connections=CONNECTIONS,
+        duration_s=seconds,
+        placement=UNPINNED,
+        env={
+            "BENCH_BODY": MOCK_BODY,
+            "BENCH_ASYNC": "true" if path == "submit" else "false",
+            "BENCH_IDS_FILE": str(ids_file),
+        },
     )
+    return load.requests
 
 
-def run() -> InstructionsRun:
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        raise ValgrindMissingError("valgrind is not installed: `apt-get install valgrind`")
+def succeeded_jobs(redis_url: str, count: int) -> list[str]:
+    """Job hashes as a consumer leaves them, for the polls to read (every build reads the
+    service's layout under the default prefix)."""
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    now = repr(time.time())
+    fields = {
+        "status": "succeeded",
+        "input": orjson.dumps("some_input_data"),
+        "result": "1234",
+        "created_at": now,
+        "finished_at": now,
+        "attempts": 1,
+    }
+    with redis.Redis.from_url(redis_url) as client, client.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hset(f"{KEY_PREFIX}job:{job_id}", mapping=fields)
+        pipe.execute()
+    return ids
+
+
+def count_http(
+    build: BuildName,
+    path: CountedPath,
+    redis_url: str,
+    tmp: Path,
+    warm_up_s: int = WARM_UP_S,
+    measured_s: int = MEASURED_S,
+) -> InstructionCount:
+    """Instructions per request of one build on one HTTP path."""
+    port = free_port()
+    out = tmp / f"callgrind.{build}.{path}"
+    env = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "WEB_CONCURRENCY": "1"}
+    ids_file = tmp / f"ids.{build}.{path}"
+    if path == "poll":
+        ids_file.write_text("\n".join(succeeded_jobs(redis_url, POLLED_JOBS)) + "\n")
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "bench.apps.serve", *BUILDS[build]]
+    log = tmp / f"{build}.{path}.log"
+    with _under_callgrind(command, {**env, **QUIET}, out, log) as process:
+        wait_until_ready(url, process, log, START_TIMEOUT_S)
+        _wrk(url, path, warm_up_s, ids_file)
+        _control(process.pid, "--instr=on")
+        requests = _wrk(url, path, measured_s, ids_file)
+        _control(process.pid, "--instr=off", "--dump")
+    return InstructionCount.of(requests, _total(tmp, out))
+
+
+def enqueue(redis_url: str, count: int) -> None:
+    """`count` jobs submitted as the API submits them (its own script), in one transaction."""
+    keys = Keys(KEY_PREFIX)
+    payload = orjson.dumps("some_input_data")
+    with redis.Redis.from_url(redis_url) as client:
+        submit = client.register_script(scripts.SUBMIT)
+        with client.pipeline(transaction=True) as pipe:
+            for _ in range(count):
+                job_id = uuid.uuid4()
+                job_key = keys.job(job_id)
+                submit(
+                    keys=[job_key, keys.stream, keys.backlog, keys.completed, job_key],
+                    args=[str(job_id), payload, repr(time.time()), 86_400, 0, 10**9, "", "",
+                          "1", ""],
+                    client=pipe,
+                )  # fmt: skip
+            pipe.execute()
+
+
+def _completed(redis_url: str) -> int:
+    with redis.Redis.from_url(redis_url) as client:
+        return int(client.get(Keys(KEY_PREFIX).completed) or 0)
+
+
+def _wait_for_completed(redis_url: str, target: int, log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _completed(redis_url) < target:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the consumer did not finish its jobs:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
+def count_finish(redis_url: str, tmp: Path, jobs: int = FINISHED_JOBS) -> InstructionCount:
+    """A standalone worker's instructions per job finished."""
+    out = tmp / "callgrind.tuned.finish"
+    log = tmp / "tuned.finish.log"
+    env = {**os.environ, "REDIS_URL": redis_url, **CONSUMER}
+    command = [sys.executable, "-m", "service", "worker"]
+    start = _completed(redis_url)
+    with _under_callgrind(command, env, out, log) as process:
+        # Jobs submitted before the worker runs are its warm-up; once they are finished, it
+        # waits on an empty stream.
+        enqueue(redis_url, WARM_UP_JOBS)
+        _wait_for_completed(redis_url, start + WARM_UP_JOBS, log, START_TIMEOUT_S)
+        _control(process.pid, "--instr=on")
+        enqueue(redis_url, jobs)
+        _wait_for_completed(redis_url, start + WARM_UP_JOBS + jobs, log, START_TIMEOUT_S)
+        _control(process.pid, "--instr=off", "--dump")
+    return InstructionCount.of(jobs, _total(tmp, out))
+
+
+def count(
+    build: BuildName,
+    path: CountedPath,
+    redis_url: str,
+    tmp: Path,
+    warm_up_s: int = WARM_UP_S,
+    measured_s: int = MEASURED_S,
+) -> InstructionCount:
+    if path == "finish":
+        return count_finish(redis_url, tmp)
+    return count_http(build, path, redis_url, tmp, warm_up_s, measured_s)
+
+
+def run(counted: Sequence[tuple[BuildName, CountedPath]] = COUNTED) -> InstructionsRun:
+    """Count each (build, path) on a Redis of its own, emptied between counts."""
+    require_valgrind()
+    results: dict[str, InstructionCount] = {}
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp_name:
         tmp = Path(tmp_name)
         with EmbeddedRedis(tmp / "redis", port=free_port(), appendonly=False) as redis_server:
-            results = {build: count(build, redis_server.url, tmp) for build in BUILDS}
-    ratio = results["bound"].per_request / results["tuned"].per_request
-    for build, measured in results.items():
-        print(
-            f"{build:6} {measured.per_request:>10,.0f} instructions per sync request "
-            f"({measured.requests:,} requests)"
-        )
-    print(f"bound / tuned: {ratio:.2f} (the tuned build's share of the bound's speed, by work)")
-    return InstructionsRun(results, ratio)
+            for build, path in counted:
+                with redis.Redis.from_url(redis_server.url) as client:
+                    client.flushall()  # the harness's own Redis, started above
+                results[f"{build} {path}"] = count(build, path, redis_server.url, tmp)
+    return InstructionsRun(results)

@@ -353,19 +353,42 @@ class SettingsRun:
 
 @dataclass(frozen=True, slots=True)
 class InstructionCount:
-    """CPU instructions a build spent on a measured wrk run, per request answered."""
+    """CPU instructions a build spent on a measured run, per unit of work: a request answered,
+    or a job finished."""
 
-    requests: int
+    units: int
     instructions: int
-    per_request: float
+    per_unit: float
+
+    @classmethod
+    def of(cls, units: int, instructions: int) -> "InstructionCount":
+        return cls(units, instructions, instructions / units if units else float("nan"))
 
 
 @dataclass(frozen=True, slots=True)
 class InstructionsRun:
-    """What `make bench-instructions` counted; instructions.json."""
+    """What `make bench-instructions` counted; instructions.json. Keys are "<build> <path>"
+    ("tuned sync", "bound poll", ...)."""
 
-    builds: dict[BuildName, InstructionCount]
-    bound_over_tuned: float  # the tuned build's share of the bound's speed, by work
+    counts: dict[str, InstructionCount]
+
+
+@dataclass(frozen=True, slots=True)
+class InstructionRow:
+    """One counted path against its committed baseline."""
+
+    path: str
+    baseline: float
+    measured: float
+    change: float  # measured / baseline - 1
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InstructionVerdict:
+    passed: bool
+    tolerance: float
+    rows: tuple[InstructionRow, ...]
 
 
 def _config_as_json(value: object) -> object:
