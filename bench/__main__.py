@@ -1,12 +1,12 @@
 """`python -m bench <command>`:
 
-    run           `make bench`: the side-by-side run, written to reports/<timestamp>/
-    gate          `make gate`: instructions per request against bench/instructions.toml, then
-                  a short side-by-side run against bench/gate.toml's floors
-    baseline      `make gate-baseline`: count the instructions again and write them to
-                  bench/instructions.toml
-    instructions  `make bench-instructions`: instructions per request, tuned and bound
-    settings      `make bench-settings`: the server settings, measured
+run           `make bench`: the side-by-side run, written to reports/<timestamp>/
+gate          `make gate`: instructions per request against bench/instructions.toml, then
+              a short side-by-side run against bench/gate.toml's floors
+baseline      `make gate-baseline`: count the instructions again and write them to
+              bench/instructions.toml
+instructions  `make bench-instructions`: instructions per request, tuned and bound
+settings      `make bench-settings`: the server settings, measured
 """
 
 import argparse
@@ -56,9 +56,7 @@ def micro_benchmarks(out: Path, cpus: frozenset[int]) -> tuple[MicroBenchmark, .
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument(
-        "command", choices=["run", "gate", "baseline", "settings", "instructions"]
-    )
+    parser.add_argument("command", choices=["run", "gate", "baseline", "settings", "instructions"])
     parser.add_argument("--only", help="settings: the experiments whose setting names this")
     parser.add_argument("--model-path", type=Path, default=Path("artifacts/iris.joblib"))
     args = parser.parse_args(argv)
