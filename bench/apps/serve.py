@@ -13,7 +13,7 @@ import os
 
 import uvicorn
 
-from service.server.head_limits import HeadLimits, limited_protocol
+from service.server.http_protocol import HeadLimits, service_protocol
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         port=int(os.environ["PORT"]),
         workers=int(os.environ.get("WEB_CONCURRENCY", "1")),
         loop="uvloop",
-        http=limited_protocol(HeadLimits()) if args.service_protocol else "httptools",
+        http=service_protocol(HeadLimits()) if args.service_protocol else "httptools",
         log_level="warning",
         access_log=False,
         server_header=not args.service_protocol,

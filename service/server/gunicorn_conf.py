@@ -30,7 +30,7 @@ keepalive = 5
 # When many clients connect at once, the connections the kernel cannot queue are retried a
 # second later by their clients. The kernel caps it at net.core.somaxconn.
 backlog = 2048
-# gunicorn's defaults, spelled out: service/server/head_limits.py makes uvicorn's parser honour
+# gunicorn's defaults, spelled out: service/server/http_protocol.py makes uvicorn's parser honour
 # them (414 or 431 past them). GUNICORN_CMD_ARGS="--limit-request-fields 50" overrides.
 limit_request_line = 4094
 limit_request_fields = 100

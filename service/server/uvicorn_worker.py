@@ -5,7 +5,7 @@ from typing import Any, ClassVar
 
 from uvicorn_worker import UvicornWorker
 
-from service.server.head_limits import HeadLimits, limited_protocol
+from service.server.http_protocol import HeadLimits, service_protocol
 from service.settings import Settings
 
 
@@ -14,7 +14,7 @@ class Worker(UvicornWorker):  # type: ignore[misc]
 
     `lifespan: on` makes a failed start-up (no Redis URL, a missing model artifact) stop the
     worker loudly instead of serving errors. The parser enforces gunicorn's request-head
-    limits (service/server/head_limits.py), which uvicorn alone would ignore.
+    limits (service/server/http_protocol.py), which uvicorn alone would ignore.
     """
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
@@ -31,7 +31,7 @@ class Worker(UvicornWorker):  # type: ignore[misc]
             self.cfg.limit_request_fields,
             self.cfg.limit_request_field_size,
         )
-        self.config.http = limited_protocol(limits)
+        self.config.http = service_protocol(limits)
         self.config.limit_concurrency = Settings().limit_concurrency
 
     def run(self) -> None:
