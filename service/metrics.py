@@ -11,7 +11,7 @@ import asyncio
 import os
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -165,6 +165,17 @@ class Buffer:
         sums[0] += value
         sums[1 + bisect_left(child._upper_bounds, value)] += 1
 
+    def count_and_observe(self, counter: Any, histogram: Any, value: float) -> None:
+        """`inc(counter)` and `observe(histogram, value)` in one call: a request's count and
+        latency, or a Redis round trip's."""
+        counts = self._counts
+        counts[counter] = counts.get(counter, 0.0) + 1.0
+        sums = self._histograms.get(histogram)
+        if sums is None:
+            sums = self._histograms[histogram] = [0.0] * (len(histogram._upper_bounds) + 1)
+        sums[0] += value
+        sums[1 + bisect_left(histogram._upper_bounds, value)] += 1
+
     def flush(self) -> None:
         counts, self._counts = self._counts, {}
         histograms, self._histograms = self._histograms, {}
@@ -198,8 +209,7 @@ def observe_redis_round_trip(operation: str, seconds: float) -> None:
     if children is None:
         children = REDIS_ROUND_TRIPS.labels(operation), REDIS_DURATION.labels(operation)
         _redis_children[operation] = children
-    BUFFER.inc(children[0])
-    BUFFER.observe(children[1], seconds)
+    BUFFER.count_and_observe(children[0], children[1], seconds)
 
 
 def record_process_start() -> None:
@@ -210,25 +220,65 @@ def record_model(name: str, version: str) -> None:
     MODEL_INFO.labels(name, version).set(1)
 
 
+_MODEL_BOUNDS: Final = MODEL_DURATION._upper_bounds
+_QUEUE_BOUNDS: Final = QUEUE_WAIT._upper_bounds
+_BATCH_BOUNDS: Final = BATCH_SIZE._upper_bounds
+
+
 def observe_model_call(batch_size: int, seconds: float) -> None:
-    observe = BUFFER.observe
-    observe(MODEL_DURATION, seconds)
-    observe(BATCH_SIZE, batch_size)
+    # Both of every model call's observations in one call (the model's own is the sync path's
+    # largest share of metrics work).
+    histograms = BUFFER._histograms
+    sums = histograms.get(MODEL_DURATION)
+    if sums is None:
+        sums = histograms[MODEL_DURATION] = [0.0] * (len(_MODEL_BOUNDS) + 1)
+    sums[0] += seconds
+    sums[1 + bisect_left(_MODEL_BOUNDS, seconds)] += 1
+    sums = histograms.get(BATCH_SIZE)
+    if sums is None:
+        sums = histograms[BATCH_SIZE] = [0.0] * (len(_BATCH_BOUNDS) + 1)
+    sums[0] += batch_size
+    sums[1 + bisect_left(_BATCH_BOUNDS, batch_size)] += 1
 
 
 def job_submitted() -> None:
     BUFFER.inc(JOBS_SUBMITTED)
 
 
+def jobs_started(created_at: Iterable[float], now: float) -> None:
+    """Workers took these jobs: their wait in the queue ended at `now` (epoch seconds)."""
+    histograms = BUFFER._histograms
+    sums = histograms.get(QUEUE_WAIT)
+    if sums is None:
+        sums = histograms[QUEUE_WAIT] = [0.0] * (len(_QUEUE_BOUNDS) + 1)
+    for created in created_at:
+        wait = now - created if now > created else 0.0
+        sums[0] += wait
+        sums[1 + bisect_left(_QUEUE_BOUNDS, wait)] += 1
+
+
+_finished_children: dict[str, Any] = {}
+
+
+def jobs_finished(finished: Iterable[tuple[str, float]]) -> None:
+    """These jobs' final states are stored: count each by state, and its time since
+    submission (`created_at`, epoch seconds)."""
+    now = time.time()
+    for state, created_at in finished:
+        child = _finished_children.get(state)
+        if child is None:
+            child = _finished_children[state] = JOBS_FINISHED.labels(state)
+        BUFFER.count_and_observe(child, TIME_TO_RESULT, max(0.0, now - created_at))
+
+
 def job_started(created_at: float) -> None:
     """A worker took the job: its wait in the queue ends now (`created_at` is epoch seconds)."""
-    BUFFER.observe(QUEUE_WAIT, max(0.0, time.time() - created_at))
+    jobs_started((created_at,), time.time())
 
 
 def job_finished(state: str, created_at: float) -> None:
     """The job's final state is stored: count it, and its time since submission."""
-    BUFFER.inc(JOBS_FINISHED.labels(state))
-    BUFFER.observe(TIME_TO_RESULT, max(0.0, time.time() - created_at))
+    jobs_finished(((state, created_at),))
 
 
 def jobs_reclaimed(count: int) -> None:

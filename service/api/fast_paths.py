@@ -27,12 +27,13 @@ from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from service.api.handlers import PredictionHandlers
-from service.api.middleware.api_keys import key_id_of
-from service.api.middleware.body_limit import declared_length_refusal, refuse, too_large
+from service.api.headers import pick_headers
+from service.api.middleware.api_keys import KEY_ID_SCOPE
+from service.api.middleware.body_limit import length_refusal, refuse, too_large
 from service.api.middleware.metrics import RequestRecorder
 from service.api.middleware.security_headers import API_HEADERS
 from service.api.responses import (
-    JSONBytesResponse,
+    CONTENT_TYPE,
     internal_error,
     json_response,
     storage_unavailable,
@@ -43,6 +44,10 @@ from service.metrics import BUFFER
 logger = logging.getLogger(__name__)
 
 _PREFIX = "/predict/"
+# The ASGI extension of the service's HTTP protocol (service/server/http_protocol.py): headers
+# handed over already encoded, and checked by the server once.
+PREENCODED_HEADERS = "service.preencoded_headers"
+JSON_HEADER_LINES = b"".join(b"%s: %s\r\n" % header for header in (CONTENT_TYPE, *API_HEADERS))
 # Where `matches` leaves the parsed id of a poll for the call that answers it.
 _ID = "prediction.id"
 
@@ -65,6 +70,8 @@ class FastPaths:
         self.inline_middleware = inline_middleware
         self.max_body_bytes = handlers.settings.max_body_bytes
         self.recorder = RequestRecorder() if handlers.settings.metrics_enabled else None
+        # The recorder's children by (is a poll, status): the fast paths know their route.
+        self._recorded: dict[tuple[bool, int], tuple[Any, Any]] = {}
 
     def matches(self, scope: Scope) -> bool:
         """Whether this answers the HTTP request."""
@@ -81,63 +88,98 @@ class FastPaths:
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a request `matches` accepted."""
-        if not self.inline_middleware:
-            response = await self._answer(scope, receive, None)
-            await response(scope, receive, send)
-            return
-        # What HTTPMetrics, SecurityHeaders and BodySizeLimit do, in line.
+        """Answer a request `matches` accepted: one coroutine from the scope to the last byte
+        (each further layer of awaiting costs about as much as a header)."""
+        inline = self.inline_middleware
+        services = self.services
+        if services is None:
+            raise RuntimeError("the fast paths answer only between the app's start and stop")
         start = perf_counter()
-        recorder = self.recorder
-        BUFFER.in_flight += 1
+        if inline:
+            # What HTTPMetrics, SecurityHeaders and BodySizeLimit do, in line.
+            BUFFER.in_flight += 1
         status = 500
+        prediction_id: UUID | None = scope.get(_ID)
+        routed = False
         try:
-            refusal = declared_length_refusal(scope["headers"], self.max_body_bytes)
-            if refusal is not None:
-                status = refusal[0]
-                await refuse(send, *refusal, API_HEADERS)
-                return
-            response = await self._answer(scope, receive, self.max_body_bytes)
+            headers = pick_headers(scope["headers"]) if prediction_id is None else {}
+            if inline and prediction_id is None:
+                lengths = headers.get("content-length")
+                if lengths is not None and not (
+                    lengths[0].isascii()
+                    and lengths[0].isdigit()
+                    and int(lengths[0]) <= self.max_body_bytes
+                ):
+                    refusal = length_refusal(lengths[0], self.max_body_bytes)
+                    if refusal is not None:
+                        # Refused before routing, as the body-size middleware refuses it.
+                        status = refusal[0]
+                        await refuse(send, *refusal, API_HEADERS)
+                        return
+            # The route label, as the router sets it once a request reaches a route.
+            scope["route"] = self.predict_route if prediction_id is None else self.poll_route
+            routed = True
+            owner: str | None = scope.get(KEY_ID_SCOPE)
+            try:
+                if prediction_id is None:
+                    limit = self.max_body_bytes if inline else None
+                    message: Any = await receive()
+                    body: bytes = message.get("body", b"")
+                    if message.get("more_body", False) or (limit is not None and len(body) > limit):
+                        body = await _read_rest(receive, body, limit)
+                    response = await self.handlers.predict(services, headers, body, "", owner)
+                else:
+                    response = await self.handlers.poll(services, prediction_id, None, owner)
+            except HTTPException as exc:  # the body limit, raised while reading
+                response = json_response(exc.status_code, {"error": exc.detail}, exc.headers)
+            except RedisError as exc:
+                logger.warning("event=redis_error error=%s", type(exc).__name__)
+                response = storage_unavailable(self.handlers.settings.retry_after_s)
+            except Exception:
+                # A bug, answered as the app's own handler answers it: the traceback to the
+                # log, a generic 500 to the client.
+                logger.exception("event=unhandled_error path=%s", scope["path"])
+                response = internal_error()
             status = response.status_code
-            await send(
-                {
+            if not inline:
+                await response(scope, receive, send)
+                return
+            if PREENCODED_HEADERS in scope.get("extensions", ()):
+                start_message = {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": response.own_headers,
+                    PREENCODED_HEADERS: JSON_HEADER_LINES,
+                }
+            else:
+                start_message = {
                     "type": "http.response.start",
                     "status": status,
                     "headers": [*response.raw_headers, *API_HEADERS],
                 }
-            )
+            await send(start_message)
             await send({"type": "http.response.body", "body": response.body})
         finally:
-            BUFFER.in_flight -= 1
-            if recorder is not None:
-                recorder.record(scope, status, perf_counter() - start)
+            if inline:
+                BUFFER.in_flight -= 1
+                recorder = self.recorder
+                if recorder is not None and not routed:
+                    recorder.record(scope, status, perf_counter() - start)
+                elif recorder is not None:
+                    children = self._recorded.get((prediction_id is not None, status))
+                    if children is None:
+                        children = self._children(prediction_id is not None, status)
+                    BUFFER.count_and_observe(children[0], children[1], perf_counter() - start)
         if response.background is not None:
             await response.background()
 
-    async def _answer(
-        self, scope: Scope, receive: Receive, max_body_bytes: int | None
-    ) -> JSONBytesResponse:
-        services, owner = self.services, key_id_of(scope)
-        if services is None:
-            raise RuntimeError("the fast paths answer only between the app's start and stop")
-        prediction_id: UUID | None = scope.get(_ID)
-        # The route label, as the router sets it once a request reaches a route.
-        scope["route"] = self.predict_route if prediction_id is None else self.poll_route
-        try:
-            if prediction_id is None:
-                body = await _read_body(receive, max_body_bytes)
-                return await self.handlers.predict(services, scope["headers"], body, "", owner)
-            return await self.handlers.poll(services, prediction_id, None, owner)
-        except HTTPException as exc:  # the body limit, raised while reading
-            return json_response(exc.status_code, {"error": exc.detail}, exc.headers)
-        except RedisError as exc:
-            logger.warning("event=redis_error error=%s", type(exc).__name__)
-            return storage_unavailable(self.handlers.settings.retry_after_s)
-        except Exception:
-            # A bug, answered as the app's own handler answers it: the traceback to the log,
-            # a generic 500 to the client.
-            logger.exception("event=unhandled_error path=%s", scope["path"])
-            return internal_error()
+    def _children(self, poll: bool, status: int) -> tuple[Any, Any]:
+        assert self.recorder is not None
+        route = self.poll_route if poll else self.predict_route
+        method = "GET" if poll else "POST"
+        children = self.recorder.children(getattr(route, "path_format", ""), method, status)
+        self._recorded[poll, status] = children
+        return children
 
 
 def _uuid(text: str) -> UUID | None:
@@ -150,18 +192,21 @@ def _uuid(text: str) -> UUID | None:
         return None
 
 
-async def _read_body(receive: Receive, max_bytes: int | None) -> bytes:
-    chunks: list[bytes] = []
-    received = 0
+async def _read_rest(receive: Receive, first: bytes, max_bytes: int | None) -> bytes:
+    """The body whose first message was `first`, when it did not come whole in that one."""
+    chunks = [first]
+    received = len(first)
     while True:
+        if max_bytes is not None and received > max_bytes:
+            raise too_large(max_bytes)
         message: Any = await receive()
         if message["type"] == "http.disconnect":
             break
         chunk = message.get("body", b"")
         chunks.append(chunk)
         received += len(chunk)
-        if max_bytes is not None and received > max_bytes:
-            raise too_large(max_bytes)
         if not message.get("more_body", False):
+            if max_bytes is not None and received > max_bytes:
+                raise too_large(max_bytes)
             break
     return b"".join(chunks)

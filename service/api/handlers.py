@@ -1,10 +1,8 @@
 """What POST /predict and GET /predict/{id} do, apart from how the request reached them: the
 FastAPI routes (which also make the OpenAPI document) and the fast paths both call these."""
 
-import contextlib
 import re
 import time
-from collections.abc import Iterable
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,9 +12,10 @@ from starlette.background import BackgroundTask
 
 from service import metrics
 from service.api.headers import (
+    HeaderValues,
     InvalidAsyncModeError,
-    PickedHeaders,
     async_mode_requested,
+    first,
     preferred_wait_s,
 )
 from service.api.responses import (
@@ -33,6 +32,7 @@ from service.jobs.status import JobStatus
 from service.jobs.store import Job
 from service.settings import Settings
 
+_QUEUED = JobStatus.QUEUED.value
 # Printable ASCII, no space at either end (HTTP strips those): what a header carries intact.
 IDEMPOTENCY_KEY = re.compile(r"[!-~](?:[ -~]*[!-~])?")
 
@@ -41,7 +41,7 @@ def job_response(
     job: Job, settings: Settings, headers: dict[str, str] | None = None
 ) -> JSONBytesResponse:
     """The bodies of the API's first version for a stored job, with its id and state."""
-    common = {"prediction_id": str(job.id), "status": job.status.value}
+    common = {"prediction_id": job.id, "status": job.status.value}
     if job.status is JobStatus.SUCCEEDED:
         body = {
             "input": job.input,
@@ -69,19 +69,24 @@ class PredictionHandlers:
     async def predict(
         self,
         services: Services,
-        raw_headers: Iterable[tuple[bytes, bytes]],
+        headers: HeaderValues,
         body: bytes,
         root_path: str,
         owner: str | None,
     ) -> JSONBytesResponse:
-        """`owner` is the id of the API key that asks (None without keys): its job is its."""
+        """`headers` are the request's, picked once (pick_headers); `owner` is the id of the API
+        key that asks (None without keys): its job is its."""
         settings = self.settings
-        headers = PickedHeaders(raw_headers)
         try:
-            asynchronous = async_mode_requested(headers)
+            # Most requests carry neither spelling: two lookups, no call.
+            asynchronous = ("async_mode" in headers or "async-mode" in headers) and (
+                async_mode_requested(headers)
+            )
         except InvalidAsyncModeError as exc:
             return json_response(422, {"error": str(exc)})
-        idempotency_key = headers.get("idempotency-key")
+        idempotency_key = (
+            first(headers, "idempotency-key") if "idempotency-key" in headers else None
+        )
         if idempotency_key is not None and not (
             len(idempotency_key) <= settings.idempotency_key_max_length
             and IDEMPOTENCY_KEY.fullmatch(idempotency_key)
@@ -100,14 +105,15 @@ class PredictionHandlers:
 
         if not asynchronous:
             [result] = await services.model.predict_batch([payload])
-            return json_response(200, {"input": payload, "result": result})
+            return JSONBytesResponse(orjson.dumps({"input": payload, "result": result}), 200)
 
         deadline_at = time.time() + parsed.deadline_s if parsed.deadline_s else None
-        wait_s = preferred_wait_s(headers, settings.max_wait_s)
+        wait_s = preferred_wait_s(headers, settings.max_wait_s) if "prefer" in headers else None
 
         job_id = uuid4()
-        watching = services.notifier.watch(job_id) if wait_s is not None else None
-        with watching or contextlib.nullcontext() as woken:
+        # Registered before the submit, so a completion between it and the wait still wakes.
+        woken = services.notifier.add_waiter(job_id) if wait_s is not None else None
+        try:
             try:
                 submission = await services.backend.submit(
                     job_id,
@@ -136,13 +142,17 @@ class PredictionHandlers:
                         job = await await_final(services.store, job_id, woken, wait_s, owner)
                 if job is not None and job.status.is_final:
                     return job_response(job, settings, {"Preference-Applied": f"wait={wait_s:g}"})
+        finally:
+            if woken is not None:
+                services.notifier.remove_waiter(job_id, woken)
 
-        answer_headers = {"Location": f"{root_path}/predict/{submission.job_id}"}
+        prediction_id = str(submission.job_id)
+        answer_headers = {"Location": f"{root_path}/predict/{prediction_id}"}
         if submission.replayed:
             answer_headers["Idempotent-Replayed"] = "true"
         return json_response(
             202,
-            {"prediction_id": str(submission.job_id), "status": JobStatus.QUEUED.value},
+            {"prediction_id": prediction_id, "status": _QUEUED},
             answer_headers,
             background=BackgroundTask(submission.after) if submission.after else None,
         )

@@ -6,47 +6,39 @@ Header() would look up as `async-mode`: every header here is read from the raw l
 exact name.
 """
 
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-# The request headers a prediction reads (ASGI gives names in lower case).
-PREDICTION_HEADERS = frozenset({b"async_mode", b"async-mode", b"idempotency-key", b"prefer"})
+# The request headers a prediction reads (ASGI gives names in lower case), and its length.
+PREDICTION_HEADERS = frozenset(
+    {b"async_mode", b"async-mode", b"idempotency-key", b"prefer", b"content-length"}
+)
 
 ASYNC_MODE_HEADERS = ("async_mode", "async-mode")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 
 
-class HeaderLookup(Protocol):
-    """What the header parsers need: Starlette's Headers, or PickedHeaders."""
-
-    def getlist(self, key: str) -> list[str]: ...
+# A request's headers as the parsers read them: lower-case name -> its values, in order.
+HeaderValues = Mapping[str, Sequence[str]]
 
 
-class PickedHeaders:
-    """The request headers named in `names`, found in one pass over the raw list.
+def pick_headers(
+    raw: Iterable[tuple[bytes, bytes]], names: frozenset[bytes] = PREDICTION_HEADERS
+) -> dict[str, list[str]]:
+    """The request headers named in `names`, found in one pass over the raw list: Starlette's
+    Headers scans the whole list (decoding every name) for each name asked, and a prediction
+    asks for five on every request. A plain dict, so that reading it costs no Python call."""
+    picked: dict[str, list[str]] = {}
+    for name, value in raw:
+        if name in names:
+            picked.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+    return picked
 
-    Starlette's Headers scans the whole list (decoding every name) for each name asked; a
-    prediction asks for four, on every request.
-    """
 
-    __slots__ = ("_values",)
-
-    def __init__(
-        self, raw: Iterable[tuple[bytes, bytes]], names: frozenset[bytes] = PREDICTION_HEADERS
-    ) -> None:
-        values: dict[str, list[str]] = {}
-        for name, value in raw:
-            if name in names:
-                values.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
-        self._values = values
-
-    def getlist(self, key: str) -> list[str]:
-        return self._values.get(key, [])
-
-    def get(self, key: str) -> str | None:
-        values = self._values.get(key)
-        return values[0] if values else None
+def first(headers: HeaderValues, name: str) -> str | None:
+    values = headers.get(name)
+    return values[0] if values else None
 
 
 def _any_case(word: str) -> str:
@@ -85,11 +77,11 @@ class InvalidAsyncModeError(ValueError):
     pass
 
 
-def async_mode_requested(headers: HeaderLookup) -> bool:
+def async_mode_requested(headers: HeaderValues) -> bool:
     """The first spelling present decides; every value present must be valid."""
     requested: bool | None = None
     for name in ASYNC_MODE_HEADERS:
-        for value in headers.getlist(name):
+        for value in headers.get(name, ()):
             lowered = value.strip().lower()
             if lowered not in _TRUE and lowered not in _FALSE:
                 raise InvalidAsyncModeError(
@@ -100,10 +92,10 @@ def async_mode_requested(headers: HeaderLookup) -> bool:
     return bool(requested)
 
 
-def preferred_wait_s(headers: HeaderLookup, max_wait_s: float) -> float | None:
+def preferred_wait_s(headers: HeaderValues, max_wait_s: float) -> float | None:
     """Seconds the client will wait for the result (`Prefer: wait=5`), capped at MAX_WAIT_S;
     None if it did not ask. Unknown or malformed preferences are ignored, as RFC 7240 asks."""
-    for value in headers.getlist("prefer"):
+    for value in headers.get("prefer", ()):
         for preference in value.split(","):
             name, _, raw = preference.split(";")[0].strip().partition("=")
             if name.strip().lower() != "wait":

@@ -9,6 +9,8 @@ from starlette.types import Send
 
 from service.api.schemas import INTERNAL_ERROR, STORAGE_UNAVAILABLE
 
+CONTENT_TYPE = (b"content-type", b"application/json")
+
 
 class JSONBytesResponse(Response):
     """A Response of JSON bytes whose raw headers are built directly: Starlette's constructor
@@ -26,10 +28,13 @@ class JSONBytesResponse(Response):
         self.body = body
         self.status_code = status
         self.background = background
-        raw = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+        # All but the content type, which the fast paths send pre-encoded with the headers every
+        # answer carries (service/api/fast_paths.py).
+        own = [(b"content-length", b"%d" % len(body))]
         if headers:
-            raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        self.raw_headers = raw
+            own += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.own_headers = own
+        self.raw_headers = [*own, CONTENT_TYPE]
 
 
 def json_response(

@@ -48,17 +48,26 @@ class Notifier:
     def watch(self, job_id: UUID) -> Iterator[asyncio.Event]:
         """Register before reading the job, so a completion between the read and the wait
         still wakes the waiter."""
-        key = str(job_id)
-        event = asyncio.Event()
-        self._waiters[key].add(event)
+        event = self.add_waiter(job_id)
         try:
             yield event
         finally:
-            events = self._waiters.get(key)
-            if events is not None:
-                events.discard(event)
-                if not events:
-                    del self._waiters[key]
+            self.remove_waiter(job_id, event)
+
+    def add_waiter(self, job_id: UUID) -> asyncio.Event:
+        """`watch` without a context manager, for a caller that registers only sometimes
+        (remove_waiter must follow, in a `finally`)."""
+        event = asyncio.Event()
+        self._waiters[str(job_id)].add(event)
+        return event
+
+    def remove_waiter(self, job_id: UUID, event: asyncio.Event) -> None:
+        key = str(job_id)
+        events = self._waiters.get(key)
+        if events is not None:
+            events.discard(event)
+            if not events:
+                del self._waiters[key]
 
     def _wake(self, job_id: str) -> None:
         for event in self._waiters.get(job_id, ()):

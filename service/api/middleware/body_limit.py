@@ -18,11 +18,18 @@ def declared_length_refusal(
     is read; None if it may be read."""
     for name, value in headers:
         if name == b"content-length":
-            if not value.isdigit():
-                return 400, "Content-Length must be a whole number."
-            if int(value) > max_bytes:
-                return 413, _too_large(max_bytes)
-            return None
+            return length_refusal(value.decode("latin-1"), max_bytes)
+    return None
+
+
+def length_refusal(content_length: str | None, max_bytes: int) -> tuple[int, str] | None:
+    """declared_length_refusal, for the value of the first Content-Length header (or None)."""
+    if content_length is None:
+        return None
+    if not (content_length.isascii() and content_length.isdigit()):
+        return 400, "Content-Length must be a whole number."
+    if int(content_length) > max_bytes:
+        return 413, _too_large(max_bytes)
     return None
 
 

@@ -30,6 +30,11 @@ class RequestRecorder:
         method = scope["method"]
         if method not in METHODS:
             method = "OTHER"
+        children = self.children(route, method, status)
+        BUFFER.count_and_observe(children[0], children[1], seconds)
+
+    def children(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter's and the latency histogram's labelled children."""
         key = (route, method, status)
         children = self._children.get(key)
         if children is None:
@@ -38,8 +43,7 @@ class RequestRecorder:
                 HTTP_DURATION.labels(route, method),
             )
             self._children[key] = children
-        BUFFER.inc(children[0])
-        BUFFER.observe(children[1], seconds)
+        return children
 
 
 class HTTPMetrics:

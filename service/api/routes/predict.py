@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from service.api.handlers import IDEMPOTENCY_KEY, PredictionHandlers
-from service.api.headers import ASYNC_MODE_PARAMETERS
+from service.api.headers import ASYNC_MODE_PARAMETERS, pick_headers
 from service.api.middleware.api_keys import key_id_of
 from service.api.schemas import (
     Accepted,
@@ -101,7 +101,7 @@ def predict_router(
     async def predict(request: Request, services: ServicesDep) -> Response:
         return await handlers.predict(
             services,
-            request.headers.raw,
+            pick_headers(request.headers.raw),
             await request.body(),
             request.scope.get("root_path", ""),
             key_id_of(request.scope),
