@@ -10,19 +10,24 @@ would hold up every caller behind it (consumers and pub/sub use the ordinary poo
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any, cast
 
+import hiredis
 from hiredis import pack_command
+from redis._parsers.base import BaseParser
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import InvalidResponse, RedisError, ResponseError
 from redis.typing import EncodableT
 
 _EMPTY_RESPONSE = "EMPTY_RESPONSE"  # redis-py's option names, as its parse_response reads them
 _NEVER_DECODE = "NEVER_DECODE"
+# What one read of the socket may take: replies to many callers at once.
+_READ_SIZE = 65536
 
 
 @dataclass
@@ -117,28 +122,47 @@ class AutoPipeline:
         self._flush()
 
     async def _read_replies(self, connection: AbstractConnection) -> None:
+        """Read what the socket has and hand out every whole reply in it, in order: one read
+        (and one timeout) per burst of replies, not a coroutine per reply as redis-py's own
+        read_response costs. The replies are parsed by hiredis, as redis-py parses them, with
+        its error classes (a NOSCRIPT is redis-py's NoScriptError, which reloads a script)."""
+        replies = hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+        stream: asyncio.StreamReader | None = connection._reader
+        timeout_s = connection.socket_timeout
+        in_flight = self._in_flight
         while True:
-            if not self._in_flight:
+            if not in_flight:
                 self._reply_wanted.clear()
                 await self._reply_wanted.wait()
                 if connection is not self._connection:
                     return
-            try:
-                reply: Any = await connection.read_response()
-            except ResponseError as exc:
-                reply = exc
-            except BaseException as exc:
-                # The connection is gone: every caller still waiting on it fails, and the next
-                # command opens a new one.
-                self._reset(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                return
-            future = self._in_flight.popleft()
+                in_flight = self._in_flight
+            reply: Any = replies.gets()
+            if reply is False:  # no whole reply buffered: read the socket
+                try:
+                    if stream is None:
+                        raise RedisConnectionError("not connected")
+                    async with asyncio.timeout(timeout_s):
+                        data = await stream.read(_READ_SIZE)
+                    if not data:
+                        raise RedisConnectionError("Redis closed the connection")
+                except BaseException as exc:
+                    # The connection is gone: every caller still waiting on it fails, and the
+                    # next command opens a new one.
+                    self._reset(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    return
+                replies.feed(data)
+                continue
+            future = in_flight.popleft()
             if future.done():  # its caller was cancelled; the reply is read and dropped
                 continue
             if isinstance(reply, ResponseError):
                 future.set_exception(reply)
+            elif isinstance(reply, RedisConnectionError):
+                self._reset(reply)
+                return
             else:
                 future.set_result(reply)
 
@@ -171,23 +195,34 @@ class AutoPipelinedRedis(Redis):
     everything else that takes a pooled connection work as usual."""
 
     autopipeline: AutoPipeline
+    # Told each command's name and time to its reply, when set (service/storage/measured.py):
+    # timed here, in the one coroutine a command costs, rather than in a wrapper around it.
+    observe: Callable[[str, float], None] | None
 
     @classmethod
-    def over(cls, pool: ConnectionPool) -> "AutoPipelinedRedis":
+    def over(
+        cls, pool: ConnectionPool, observe: Callable[[str, float], None] | None = None
+    ) -> "AutoPipelinedRedis":
         client = cast(AutoPipelinedRedis, cls.from_pool(pool))
         client.autopipeline = AutoPipeline(pool)
+        client.observe = observe
         return client
 
     async def execute_command(self, *args: EncodableT, **options: Any) -> Any:
         command_name = str(args[0])
         options.pop("keys", None)
         options.pop(_NEVER_DECODE, None)  # the client never decodes (decode_responses=False)
+        observe = self.observe
+        start = perf_counter()
         try:
             response = await self.autopipeline.submit(args)
         except ResponseError:
             if _EMPTY_RESPONSE in options:
                 return options[_EMPTY_RESPONSE]
             raise
+        finally:
+            if observe is not None:
+                observe(command_name, perf_counter() - start)
         options.pop(_EMPTY_RESPONSE, None)
         callback = self.response_callbacks.get(command_name)
         if callback is None:

@@ -5,10 +5,11 @@ its distinct command names in order, e.g. `HSET+EXPIRE`: the label set stays as 
 set of code paths, however many commands a batch pipelines.
 """
 
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import Pipeline
 
 from service.metrics import observe_redis_round_trip
@@ -43,4 +44,13 @@ class MeasuredRedis(Redis):
 
 class MeasuredAutoPipelinedRedis(MeasuredRedis, AutoPipelinedRedis):  # type: ignore[misc]
     """Each command counts as one round trip for its caller, though the auto-pipeline sends
-    the commands of concurrent callers together."""
+    the commands of concurrent callers together. The auto-pipeline times its commands itself
+    (no second coroutine around each); pipelines are measured as MeasuredRedis measures them."""
+
+    execute_command = AutoPipelinedRedis.execute_command
+
+    @classmethod
+    def over(
+        cls, pool: ConnectionPool, observe: Callable[[str, float], None] | None = None
+    ) -> AutoPipelinedRedis:
+        return super().over(pool, observe or observe_redis_round_trip)
