@@ -235,6 +235,9 @@ def count_finish(redis_url: str, tmp: Path, jobs: int = FINISHED_JOBS) -> Instru
     log = tmp / "tuned.finish.log"
     env = {**os.environ, "REDIS_URL": redis_url, **CONSUMER}
     command = [sys.executable, "-m", "service", "worker"]
+    with redis.Redis.from_url(redis_url) as client:
+        if client.xlen(Keys(KEY_PREFIX).stream):
+            raise RuntimeError("the job stream must be empty before a consumer is counted")
     start = _completed(redis_url)
     with _under_callgrind(command, env, out, log) as process:
         # Jobs submitted before the worker runs are its warm-up; once they are finished, it

@@ -13,10 +13,10 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
-from uuid import UUID
 
 import orjson
 from redis.asyncio import Redis
@@ -60,7 +60,7 @@ class ConsumerConfig:
 @dataclass(frozen=True, slots=True)
 class Delivery:
     entry_id: bytes
-    job_id: UUID
+    job_id: str  # as the submit script wrote it: a UUID's text
     input: Any
     deadline_at: float | None
 
@@ -75,6 +75,24 @@ class ConsumerStats:
     reclaimed: int = 0
 
 
+class ArrivalRate:
+    """Jobs this consumer read per second, over the last second of its reads."""
+
+    def __init__(self, window_s: float = 1.0) -> None:
+        self.window_s = window_s
+        self._reads: deque[tuple[float, int]] = deque()
+        self._jobs = 0
+
+    def observe(self, now: float, jobs: int) -> float:
+        """Record a read of `jobs` at `now` (monotonic seconds); the rate, this read included."""
+        reads = self._reads
+        reads.append((now, jobs))
+        self._jobs += jobs
+        while now - reads[0][0] > self.window_s:
+            self._jobs -= reads.popleft()[1]
+        return self._jobs / self.window_s
+
+
 def consumer_name(index: int) -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{index}"
 
@@ -86,7 +104,7 @@ def _parse(entry_id: bytes, fields: dict[bytes, bytes] | None) -> Delivery | Non
     deadline = fields.get(b"deadline_at") or b""
     return Delivery(
         entry_id=entry_id,
-        job_id=UUID(fields[b"id"].decode()),
+        job_id=fields[b"id"].decode(),
         input=orjson.loads(fields[b"input"]),
         deadline_at=float(deadline) if deadline else None,
     )
@@ -103,14 +121,16 @@ _FINAL_STATUS = {
 def _record_finished(
     finishes: Sequence[Finish], made_final: set[str], created: dict[str, float]
 ) -> None:
+    finished: list[tuple[str, float]] = []
     for finish in finishes:
-        job_id = str(finish.job_id)
+        job_id = finish.job_id
         status = _FINAL_STATUS.get(finish.outcome)
         if status is None or job_id not in made_final or job_id not in created:
             continue
-        metrics.job_finished(status, created[job_id])
+        finished.append((status, created[job_id]))
         if finish.outcome == "dead":
             metrics.job_dead_lettered()
+    metrics.jobs_finished(finished)
 
 
 class StreamConsumer:
@@ -133,6 +153,7 @@ class StreamConsumer:
         self._stopping = asyncio.Event()
         self._group_ready = False
         self._next_claim_at = 0.0
+        self._arrivals = ArrivalRate()
         self._forget_idle = redis.register_script(scripts.FORGET_IDLE_CONSUMERS)
 
     def stop(self) -> None:
@@ -183,8 +204,14 @@ class StreamConsumer:
             if claimed:
                 return claimed
         entries = await self._read(self.config.max_batch_size, self.config.block_ms)
-        if entries and self.config.max_batch_wait_ms > 0:
-            deadline = time.monotonic() + self.config.max_batch_wait_ms / 1000
+        if not entries:
+            return entries
+        now = time.monotonic()
+        wait_s = self.config.max_batch_wait_ms / 1000
+        # Wait for a batch to fill only while at least one more job is expected within the
+        # wait: at a light load, waiting would only delay every job by the whole wait.
+        if self._arrivals.observe(now, len(entries)) * wait_s >= 1:
+            deadline = now + wait_s
             while len(entries) < self.config.max_batch_size:
                 remaining_ms = int((deadline - time.monotonic()) * 1000)
                 if remaining_ms < 1:
@@ -192,6 +219,7 @@ class StreamConsumer:
                 more = await self._read(self.config.max_batch_size - len(entries), remaining_ms)
                 if not more:
                     break
+                self._arrivals.observe(time.monotonic(), len(more))
                 entries += more
         return entries
 
@@ -246,10 +274,11 @@ class StreamConsumer:
         finishes: list[Finish] = []
         runnable: list[tuple[Delivery, int]] = []
         created: dict[str, float] = {}
+        started_at: list[float] = []
         now = time.time()
         for delivery, (attempts, created_at) in zip(deliveries, started, strict=True):
             if created_at is not None:
-                created[str(delivery.job_id)] = created_at
+                created[delivery.job_id] = created_at
             if attempts == -1:
                 continue  # another consumer finished it; its XACK already removed the entry
             if attempts == -2:
@@ -264,7 +293,8 @@ class StreamConsumer:
             else:
                 runnable.append((delivery, attempts))
                 if created_at is not None:
-                    metrics.job_started(created_at)
+                    started_at.append(created_at)
+        metrics.jobs_started(started_at, now)
         if runnable:
             finishes += await self._run_model(runnable)
         if finishes:

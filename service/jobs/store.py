@@ -10,6 +10,7 @@ from uuid import UUID
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 from redis.typing import FieldT
 
 from service.jobs.status import JobStatus
@@ -19,9 +20,14 @@ from service.storage.keys import GROUP, Keys
 Outcome = Literal["succeeded", "failed", "expired", "retry", "dead", "gone"]
 
 
+_JobFields = dict[bytes, bytes]
+# A stored status, by its bytes: JobStatus(...) is a Python call per job read.
+_STATUSES = {status.value.encode(): status for status in JobStatus}
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
-    id: UUID
+    id: str  # the UUID's canonical text
     status: JobStatus
     input: Any
     result: str | None
@@ -33,14 +39,14 @@ class Job:
     owner: str | None = None
 
     @classmethod
-    def from_hash(cls, job_id: UUID, fields: dict[bytes, bytes]) -> "Job":
+    def from_hash(cls, job_id: str, fields: dict[bytes, bytes]) -> "Job":
         finished = fields.get(b"finished_at")
         result = fields.get(b"result")
         error = fields.get(b"error")
         owner = fields.get(b"owner")
         return cls(
             id=job_id,
-            status=JobStatus(fields[b"status"].decode()),
+            status=_STATUSES[fields[b"status"]],
             # Stored as JSON and only ever sent back as JSON: embedded as it is, not re-parsed.
             input=orjson.Fragment(fields[b"input"]),
             result=result.decode() if result is not None else None,
@@ -66,7 +72,7 @@ class Finish:
     """How one delivery of a job ends."""
 
     entry_id: bytes
-    job_id: UUID
+    job_id: str  # as the stream carries it
     outcome: Outcome
     value: str
 
@@ -108,28 +114,35 @@ class JobStore:
     ) -> Admission:
         """One round trip: admission, the job hash (with its owner) and its TTL, the stream
         entry, the idempotency record, atomically."""
-        job_key = self.keys.job(job_id)
-        reply = await self._submit(
-            keys=[
-                job_key,
-                self.keys.stream,
-                self.keys.backlog,
-                self.keys.completed,
-                self.keys.idempotency(idempotency_key, owner) if idempotency_key else job_key,
-            ],
-            args=[
-                str(job_id),
-                input_json,
-                repr(time.time()),
-                self.ttl_s,
-                max_queue,
-                self.stream_maxlen,
-                repr(deadline_at) if deadline_at is not None else "",
-                body_digest(input_json) if idempotency_key else "",
-                "1" if enqueue else "0",
-                owner or "",
-            ],
+        text = str(job_id)
+        job_key = self.keys.job(text)
+        keys = (
+            job_key,
+            self.keys.stream,
+            self.keys.backlog,
+            self.keys.completed,
+            self.keys.idempotency(idempotency_key, owner) if idempotency_key else job_key,
         )
+        args = (
+            text,
+            input_json,
+            repr(time.time()),
+            self.ttl_s,
+            max_queue,
+            self.stream_maxlen,
+            repr(deadline_at) if deadline_at is not None else "",
+            body_digest(input_json) if idempotency_key else "",
+            "1" if enqueue else "0",
+            owner or "",
+        )
+        try:
+            # EVALSHA itself: redis-py's Script call is one more coroutine (and an import) per
+            # submit; it is what loads the script into a Redis that does not have it yet.
+            reply = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", self._submit.sha, 5, *keys, *args
+            )
+        except NoScriptError:
+            reply = await self._submit(keys=keys, args=args)
         verdict = reply[0].decode()
         if verdict in ("duplicate", "conflict"):
             return Admission(verdict, existing_id=UUID(reply[1].decode()))
@@ -140,13 +153,14 @@ class JobStore:
     async def get(self, job_id: UUID, owner: str | None = None) -> Job | None:
         """One round trip (HGETALL). A job is only shown to the key that submitted it: to any
         other it does not exist, so its id gives nothing away (OWASP API1)."""
-        fields = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.job(job_id)))
+        text = str(job_id)
+        fields = cast(_JobFields, await self.redis.hgetall(self.keys.job(text)))
         if not fields or b"status" not in fields:
             return None
-        job = Job.from_hash(job_id, fields)
+        job = Job.from_hash(text, fields)
         return job if job.owner == owner else None
 
-    async def mark_running(self, job_ids: Sequence[UUID]) -> list[tuple[int, float | None]]:
+    async def mark_running(self, job_ids: Sequence[str]) -> list[tuple[int, float | None]]:
         """One round trip for a batch: per job (attempts including this one, created_at);
         attempts is -1 for a job already final and -2 for one whose hash is gone."""
         reply = await self._mark_running(
@@ -166,7 +180,7 @@ class JobStore:
             self.dead_letter_maxlen,
         ]
         for finish in finishes:
-            args += [finish.entry_id, str(finish.job_id), finish.outcome, finish.value]
+            args += [finish.entry_id, finish.job_id, finish.outcome, finish.value]
         keys = [self.keys.stream, self.keys.backlog, self.keys.completed, self.keys.dead_letters]
         keys += [self.keys.job(finish.job_id) for finish in finishes]
         made_final = await self._finish_batch(keys=keys, args=args)

@@ -18,8 +18,9 @@ class Keys:
         self.completed = f"{prefix}completed"  # jobs made final, ever (completion rate)
         self.done_channel = f"{prefix}done"  # pub/sub: ids of jobs just made final
 
-    def job(self, prediction_id: UUID) -> str:
-        # The id is a parsed UUID, so a hostile path can never shape a key.
+    def job(self, prediction_id: UUID | str) -> str:
+        # The API passes a parsed UUID, so a hostile path can never shape a key; a consumer
+        # passes the id as the submit script wrote it into the stream.
         return f"{self.prefix}job:{prediction_id}"
 
     def idempotency(self, client_key: str, owner: str | None = None) -> str:

@@ -219,3 +219,13 @@ def test_long_poll_of_an_unknown_id_is_404_at_once(client: TestClient) -> None:
     response = client.get(f"/predict/{uuid.uuid4()}?wait=10")
     assert response.status_code == 404
     assert time.monotonic() - started < 5  # it did not wait out the 10 s
+
+
+def test_a_redis_that_lost_the_scripts_still_takes_submits_and_runs_jobs(
+    make_client: Callable[..., TestClient], redis_client: redis.Redis
+) -> None:
+    client = make_client()
+    submit(client)  # the scripts are loaded
+    redis_client.script_flush()  # as a restarted Redis without persistence would have them
+    prediction_id = submit(client)
+    assert client.get(f"/predict/{prediction_id}?wait=5").json()["status"] == "succeeded"
