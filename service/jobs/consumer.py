@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -23,8 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from service import metrics
-from service.jobs.status import JobStatus
-from service.jobs.store import Finish, JobStore, Outcome
+from service.jobs.store import FINAL_STATUS, Finish, JobStore, Outcome
 from service.models.base import Model
 from service.settings import Settings
 from service.storage import scripts
@@ -110,21 +109,13 @@ def _parse(entry_id: bytes, fields: dict[bytes, bytes] | None) -> Delivery | Non
     )
 
 
-_FINAL_STATUS = {
-    "succeeded": JobStatus.SUCCEEDED,
-    "failed": JobStatus.FAILED,
-    "dead": JobStatus.FAILED,
-    "expired": JobStatus.EXPIRED,
-}
-
-
 def _record_finished(
     finishes: Sequence[Finish], made_final: set[str], created: dict[str, float]
 ) -> None:
     finished: list[tuple[str, float]] = []
     for finish in finishes:
         job_id = finish.job_id
-        status = _FINAL_STATUS.get(finish.outcome)
+        status = FINAL_STATUS.get(finish.outcome)
         if status is None or job_id not in made_final or job_id not in created:
             continue
         finished.append((status, created[job_id]))
@@ -142,6 +133,7 @@ class StreamConsumer:
         model: Model,
         config: ConsumerConfig,
         name: str,
+        on_final: Callable[[Sequence[Finish], set[str], float], None] | None = None,
     ) -> None:
         self.redis = redis
         self.store = store
@@ -149,6 +141,9 @@ class StreamConsumer:
         self.model = model
         self.config = config
         self.name = name
+        # Told what each batch made final: this process's waiters on those jobs answer from it,
+        # with no read back from Redis (service/jobs/notifier.py).
+        self.on_final = on_final
         self.stats = ConsumerStats()
         self._stopping = asyncio.Event()
         self._group_ready = False
@@ -298,7 +293,10 @@ class StreamConsumer:
         if runnable:
             finishes += await self._run_model(runnable)
         if finishes:
-            made_final = await self.store.finish_batch(finishes)
+            finished_at = time.time()
+            made_final = await self.store.finish_batch(finishes, finished_at)
+            if self.on_final is not None and made_final:
+                self.on_final(finishes, made_final, finished_at)
             _record_finished(finishes, made_final, created)
             expected = sum(finish.outcome != "retry" for finish in finishes)
             if len(made_final) < expected:
@@ -353,24 +351,31 @@ class StreamConsumer:
         reclaim work that is still in progress."""
 
         ids: list[int | bytes | str | memoryview[int]] = list(entry_ids)
+        interval_s = self.config.claim_idle_ms / 3000
         done = asyncio.Event()
 
         async def heartbeat() -> None:
             while not done.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done.wait(), self.config.claim_idle_ms / 3000)
-                    return
                 with contextlib.suppress(RedisError, OSError):
                     await self.redis.xclaim(self.keys.stream, GROUP, self.name, 0, ids, justid=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), interval_s)
+                    return
 
-        # Stopped by an event, not cancelled: a cancellation that lands inside a Redis call
-        # can be taken for a timeout there and swallowed, and the loop would never end.
-        task = asyncio.create_task(heartbeat())
+        # Most batches end long before the first heartbeat is due: a timer, cancelled at the
+        # end, costs them nothing of the event loop; the task starts only for a long batch.
+        tasks: list[asyncio.Task[None]] = []
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(interval_s, lambda: tasks.append(loop.create_task(heartbeat())))
         try:
             yield
         finally:
+            timer.cancel()
+            # Stopped by an event, not cancelled: a cancellation that lands inside a Redis
+            # call can be taken for a timeout there and swallowed, and the loop would never end.
             done.set()
-            await task
+            for task in tasks:
+                await task
 
 
 class ConsumerPool:

@@ -2,7 +2,10 @@
 
 Long-polls and `Prefer: wait` register a waiter per job; the reader task wakes them when the
 job's id is published. A waiter re-reads the job hash after a wake-up, so a notice lost while
-the subscription was down costs a re-check, never a wrong answer.
+the subscription was down costs a re-check, never a wrong answer. A job that this process's own
+consumer made final wakes its waiters at once with what the finish wrote (`made_final`): no
+notice to wait for and nothing to read back, two round trips fewer between a result and its
+answer.
 """
 
 import asyncio
@@ -10,22 +13,29 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from uuid import UUID
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from service.jobs.store import Job, JobStore
+from service.jobs.store import FinalState, Finish, Job, JobStore, final_job, final_state
 
 logger = logging.getLogger(__name__)
+
+
+class Waiter(asyncio.Event):
+    """Set when its job may have become final; `final` holds what ending it wrote when this
+    process's consumer ended it."""
+
+    final: FinalState | None = None
 
 
 class Notifier:
     def __init__(self, redis: Redis, channel: str) -> None:
         self.redis = redis
         self.channel = channel
-        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._waiters: defaultdict[str, set[Waiter]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self.subscribed = asyncio.Event()
@@ -45,7 +55,7 @@ class Notifier:
             await self._task
 
     @contextlib.contextmanager
-    def watch(self, job_id: UUID) -> Iterator[asyncio.Event]:
+    def watch(self, job_id: UUID) -> Iterator[Waiter]:
         """Register before reading the job, so a completion between the read and the wait
         still wakes the waiter."""
         event = self.add_waiter(job_id)
@@ -54,14 +64,14 @@ class Notifier:
         finally:
             self.remove_waiter(job_id, event)
 
-    def add_waiter(self, job_id: UUID) -> asyncio.Event:
+    def add_waiter(self, job_id: UUID) -> Waiter:
         """`watch` without a context manager, for a caller that registers only sometimes
         (remove_waiter must follow, in a `finally`)."""
-        event = asyncio.Event()
+        event = Waiter()
         self._waiters[str(job_id)].add(event)
         return event
 
-    def remove_waiter(self, job_id: UUID, event: asyncio.Event) -> None:
+    def remove_waiter(self, job_id: UUID, event: Waiter) -> None:
         key = str(job_id)
         events = self._waiters.get(key)
         if events is not None:
@@ -72,6 +82,22 @@ class Notifier:
     def _wake(self, job_id: str) -> None:
         for event in self._waiters.get(job_id, ()):
             event.set()
+
+    def made_final(self, finishes: Sequence[Finish], made_final: set[str], at: float) -> None:
+        """A batch this process's consumer just finished, `made_final` the ids it made final
+        at `at`: their waiters here are told what was written (nothing is built without one)."""
+        waiters = self._waiters
+        if not waiters:
+            return
+        for finish in finishes:
+            events = waiters.get(finish.job_id)
+            if events and finish.job_id in made_final:
+                state = final_state(finish, at)
+                if state is None:
+                    continue
+                for event in events:
+                    event.final = state
+                    event.set()
 
     def _wake_all(self) -> None:
         for events in self._waiters.values():
@@ -102,11 +128,12 @@ class Notifier:
 
 
 async def await_final(
-    store: JobStore, job_id: UUID, woken: asyncio.Event, timeout_s: float, owner: str | None
+    store: JobStore, job_id: UUID, woken: Waiter, timeout_s: float, owner: str | None
 ) -> Job | None:
     """Read the job, and while it is not final wait for its notice (registered by the
-    caller, before the job could finish) and read it again, until `timeout_s` runs out.
-    Another key's job is None at once: waiting on it would tell that it exists."""
+    caller, before the job could finish) and read it again, until `timeout_s` runs out; told
+    what ending it wrote, nothing is read again. Another key's job is None at once: waiting
+    on it would tell that it exists."""
     deadline = time.monotonic() + timeout_s
     job = await store.get(job_id, owner)
     while job is not None and not job.status.is_final:
@@ -118,6 +145,8 @@ async def await_final(
         except TimeoutError:
             break
         woken.clear()
+        if woken.final is not None:
+            return final_job(job, woken.final)
         job = await store.get(job_id, owner)
     return job
 

@@ -46,7 +46,15 @@ class JobRuntime:
         config = ConsumerConfig.from_settings(settings)
         self.consumers = ConsumerPool(
             [
-                StreamConsumer(self.redis, self.store, self.keys, model, config, consumer_name(i))
+                StreamConsumer(
+                    self.redis,
+                    self.store,
+                    self.keys,
+                    model,
+                    config,
+                    consumer_name(i),
+                    on_final=self.notifier.made_final,
+                )
                 for i in range(consumers)
             ]
         )

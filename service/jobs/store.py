@@ -4,7 +4,7 @@ and the atomic steps of a job's life (submit, start, finish), one round trip eac
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 from uuid import UUID
 
@@ -55,6 +55,47 @@ class Job:
             finished_at=float(finished) if finished is not None else None,
             owner=owner.decode() if owner is not None else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class FinalState:
+    """What finishing a job wrote into its hash: all of the job that changes when it ends."""
+
+    status: JobStatus
+    result: str | None
+    error: str | None
+    finished_at: float
+
+
+# What finish_batch.lua stores for each final outcome ('dead' is 'failed' with a dead letter).
+FINAL_STATUS = {
+    "succeeded": JobStatus.SUCCEEDED,
+    "failed": JobStatus.FAILED,
+    "dead": JobStatus.FAILED,
+    "expired": JobStatus.EXPIRED,
+}
+
+
+def final_state(finish: "Finish", finished_at: float) -> FinalState | None:
+    """What finish_batch.lua wrote into the hash of a job it made final; None for an outcome
+    that leaves no final job ('retry', 'gone')."""
+    status = FINAL_STATUS.get(finish.outcome)
+    if status is None:
+        return None
+    if status is JobStatus.SUCCEEDED:
+        return FinalState(status, finish.value, None, finished_at)
+    return FinalState(status, None, finish.value, finished_at)
+
+
+def final_job(job: Job, state: FinalState) -> Job:
+    """A job as read before it ended, with what ending it wrote (the rest never changes)."""
+    return replace(
+        job,
+        status=state.status,
+        result=state.result,
+        error=state.error,
+        finished_at=state.finished_at,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +209,14 @@ class JobStore:
         )
         return [(int(attempts), float(created) if created else None) for attempts, created in reply]
 
-    async def finish_batch(self, finishes: Sequence[Finish]) -> set[str]:
+    async def finish_batch(self, finishes: Sequence[Finish], now: float) -> set[str]:
         """One round trip for a batch: results, XACK, dead letters, counters and the
-        completion notice. Returns the ids of the jobs this call made final."""
+        completion notice, finished at `now` (epoch s). Returns the ids of the jobs this call
+        made final."""
         args: list[FieldT] = [
             GROUP,
             self.ttl_s,
-            repr(time.time()),
+            repr(now),
             self.keys.done_channel,
             self.stream_maxlen,
             self.dead_letter_maxlen,

@@ -140,3 +140,38 @@ def _measured_bytes(quiet: ServerProcess, iris: ServerProcess) -> dict[str, int]
 
 def test_response_bytes_per_endpoint(quiet: ServerProcess, iris: ServerProcess) -> None:
     assert _measured_bytes(quiet, iris) == EXPECTED.response_bytes
+
+
+@pytest.fixture(scope="module")
+def consuming(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis
+) -> Iterator[ServerProcess]:
+    """A service that runs its own jobs, on a model slow enough that a long-poll waits."""
+    env = {
+        "REDIS_URL": redis_server.url,
+        "QUEUE_SAMPLE_S": "0",
+        "MOCK_LATENCY_MS": "300",
+        "KEY_PREFIX": "consuming:",
+    }
+    with serve(env, tmp_path_factory.mktemp("consuming")) as served:
+        yield served
+
+
+def test_a_long_poll_on_a_job_its_own_process_finished_reads_the_job_once(
+    redis_server: EmbeddedRedis, consuming: ServerProcess
+) -> None:
+    """The waiter is woken with what the finish wrote, not sent back to Redis for it: one
+    HGETALL (the read before the wait) for the whole long-poll."""
+    counter = RedisCounter(redis_server.url)
+    try:
+        for _ in range(3):
+            submitted = exchange(consuming, "POST", "/predict", MOCK_BODY, "async_mode: true")
+            location = f"/predict/{body_of(submitted)['prediction_id']}"
+            counter.start()
+            answer = exchange(consuming, "GET", f"{location}?wait=5")
+            work = counter.delta()
+            assert answer.startswith(b"HTTP/1.1 200"), answer
+            assert body_of(answer)["status"] == "succeeded"
+            assert work.commands.get("hgetall") == 1, work.commands
+    finally:
+        counter.close()
