@@ -60,8 +60,8 @@ bench-instructions: $(STAMP) ## Instructions per request (sync, submit, poll) an
 	$(BIN)/python -m bench instructions
 
 # The CI gate: the exact Redis round trips and response bytes (tests/bench/test_gate_counts.py),
-# instructions per request against bench/instructions.toml, then a short side-by-side run, best
-# of two rounds, against bench/gate.toml's floors.
+# instructions per request against bench/instructions.toml, then a short side-by-side run, the
+# median of two interleaved rounds, against bench/gate.toml's floors.
 gate: export BENCH_DURATION ?= 3
 gate: export BENCH_ROUNDS ?= 2
 gate: $(STAMP) ## The performance-regression gate CI runs (exact counts, instructions vs baselines, ratio floors)

@@ -90,10 +90,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     full = args.command == "run"
     counts_held = instruction_gate(out) if args.command == "gate" else True
+    per_request: InstructionsRun | None = None
+    if full and cfg.instructions:
+        # Counted before the throughput runs, with nothing else served: the instruction bar.
+        try:
+            instructions.require_valgrind()
+        except instructions.ValgrindMissingError as exc:
+            print(f"make bench: {exc} (or BENCH_INSTRUCTIONS=0 to skip the count)", file=sys.stderr)
+            return 2
+        per_request = instructions.run()
+        (out / "instructions.json").write_bytes(to_json(per_request))
+        print_instructions(per_request)
     micro = micro_benchmarks(out, placement.server_cpus) if full and cfg.micro else None
     try:
         results = side_by_side(
-            cfg, placement, full=full, model_path=args.model_path.resolve(), label=out.name
+            cfg,
+            placement,
+            full=full,
+            model_path=args.model_path.resolve(),
+            label=out.name,
+            instructions=per_request,
         )
     except (GeneratorSaturatedError, ClientSaturatedError) as exc:
         print(

@@ -18,6 +18,7 @@ class BenchConfig(BaseSettings):
     p99_target_ms: float = Field(25.0, gt=0)
     ttr_rate: float = Field(20.0, gt=0)
     ttr_duration_s: float = Field(4.0, gt=0)
+    ttr_rounds: int = Field(3, ge=1)
     ttr_model_ms: float = Field(50.0, ge=0)
     ttr_strategies: Annotated[tuple[str, ...], NoDecode] = (
         "poll:10ms",
@@ -31,7 +32,11 @@ class BenchConfig(BaseSettings):
     model_runs: Annotated[tuple[str, ...], NoDecode] = ("MOCK_LATENCY_MS=20", "MOCK_CPU_MS=1")
     iris: bool = True
     micro: bool = True
-    rounds: int = Field(1, ge=1)
+    # Interleaved rounds of the throughput figures; the bars are on the median same-round ratio.
+    rounds: int = Field(5, ge=1)
+    # make bench counts instructions per request under callgrind (valgrind) for the
+    # instruction bar; 0 skips it (the bar is then "not measured").
+    instructions: bool = True
     reports_dir: Path = Path("reports")
 
     @field_validator("sweep", "ttr_strategies", "model_runs", mode="before")

@@ -7,6 +7,7 @@ BuildName = Literal["tuned", "seed", "bound"]
 ORDER: tuple[BuildName, ...] = ("tuned", "seed", "bound")
 # The builds the tuned one is measured against.
 Reference = Literal["seed", "bound"]
+REFERENCES: tuple[Reference, ...] = ("seed", "bound")
 TITLES: dict[BuildName, str] = {
     "tuned": "this service under gunicorn (`python -m service serve`, as `make run`)",
     "seed": "FastAPI, sync redis-py in def routes, BackgroundTasks, 1 uvicorn worker unless said",

@@ -4,7 +4,8 @@ server does, and each request's latency counts from its scheduled time.
 wrk, hey and Locust are closed loops: a stalled server stops their arrivals, and the stall
 vanishes from the latency figures (coordinated omission). wrk2 and vegeta, the usual open-loop
 tools, are not packaged here, and httpx tops out well below the rates needed, so this client
-speaks HTTP/1.1 itself over keep-alive `asyncio.Protocol` connections (run it on uvloop).
+speaks HTTP/1.1 itself (bench/http1.py) over keep-alive `asyncio.Protocol` connections (run it
+on uvloop).
 
 A request takes an idle connection, or opens a new one up to a cap; at the cap it waits for one
 to come free, its clock still running. A client that cannot keep its own schedule measures
@@ -18,6 +19,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from bench.http1 import ProtocolViolationError, parse_head, request
 from bench.results import FixedRateRun
 from bench.stats import percentile
 from bench.time_to_result import ClientSaturatedError
@@ -25,10 +27,6 @@ from bench.time_to_result import ClientSaturatedError
 # A client whose median request leaves this late behind its schedule cannot keep it.
 MAX_CLIENT_MEDIAN_LAG_S = 0.005
 MAX_CONNECTIONS = 256
-
-
-class ProtocolViolationError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +87,7 @@ class _Connection(asyncio.Protocol):
         if end < 0:
             return
         try:
-            status, length = _parse_head(bytes(self.buffer[:end]))
+            status, length, _ = parse_head(bytes(self.buffer[:end]))
             if len(self.buffer) < end + 4 + length:
                 return
             if len(self.buffer) > end + 4 + length or self.due is None:
@@ -106,27 +104,6 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.pool.lost(self)
-
-
-def _parse_head(head: bytes) -> tuple[int, int]:
-    """The status and Content-Length of a response head; anything else is refused."""
-    status_line, *lines = head.split(b"\r\n")
-    version, _, rest = status_line.partition(b" ")
-    if not version.startswith(b"HTTP/1.") or not rest[:3].isdigit():
-        raise ProtocolViolationError(f"not an HTTP/1.x status line: {status_line!r}")
-    length = None
-    for line in lines:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            if not value.strip().isdigit():
-                raise ProtocolViolationError(f"Content-Length {value.strip()!r}")
-            length = int(value)
-        elif name == b"transfer-encoding":
-            raise ProtocolViolationError(f"Transfer-Encoding {value.strip()!r}: not supported")
-    if length is None:
-        raise ProtocolViolationError(f"a response without Content-Length: {head!r}")
-    return int(rest[:3]), length
 
 
 @dataclass
@@ -227,13 +204,6 @@ class _Pool:
                 connection.transport.close()
 
 
-def _request(host: str, port: int, path: str, body: bytes, content_type: str) -> bytes:
-    return (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-
-
 async def measure(
     url: str,
     *,
@@ -249,7 +219,12 @@ async def measure(
     `timeout_s` after the last scheduled send count as errors ("no answer")."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    pool = _Pool(host, port, _request(host, port, path, body, content_type), max_connections)
+    pool = _Pool(
+        host,
+        port,
+        request("POST", host, port, path, body, f"Content-Type: {content_type}\r\n"),
+        max_connections,
+    )
     scheduled = max(1, int(rate_per_s * duration_s))
     lags: list[float] = []
     start = time.perf_counter() + 0.05

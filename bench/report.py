@@ -9,8 +9,15 @@ from typing import TypeVar
 
 from bench import svg
 from bench.figures import FIGURES
-from bench.lineup import ORDER, TITLES, BuildName
-from bench.results import BuildFigures, FixedRateRun, MicroBenchmark, SideBySideRun, to_json
+from bench.lineup import ORDER, REFERENCES, TITLES, BuildName, Reference
+from bench.results import (
+    BuildFigures,
+    FixedRateRun,
+    MicroBenchmark,
+    Ratio,
+    SideBySideRun,
+    to_json,
+)
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 T = TypeVar("T")
@@ -37,6 +44,15 @@ def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
     return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _ratio_cell(ratio: Ratio, reference: Reference) -> str:
+    """The median same-round ratio, and the range of the rounds under it."""
+    cell = _fmt(ratio.vs(reference), 2) + "x"
+    if ratio.rounds > 1:
+        low, high = ratio.range_vs(reference)
+        cell += f' <span class="range">({_fmt(low, 2)}-{_fmt(high, 2)})</span>'
+    return cell
+
+
 def _side_by_side(results: SideBySideRun) -> str:
     builds, ratios = results.builds, results.ratios
     head = ["figure", *ORDER, "tuned / seed", "tuned / bound"]
@@ -44,10 +60,7 @@ def _side_by_side(results: SideBySideRun) -> str:
     for figure, of in FIGURES.items():
         cells = [escape(figure)]
         cells += [f'<span data-build="{n}">{_fmt(of(builds[n]))}</span>' for n in ORDER]
-        cells += [
-            _fmt(ratios[figure].vs_seed, 2) + "x",
-            _fmt(ratios[figure].vs_bound, 2) + "x",
-        ]
+        cells += [_ratio_cell(ratios[figure], ref) for ref in REFERENCES]
         rows.append(cells)
     for q in (50, 99):
         rows.append(
@@ -190,7 +203,8 @@ def _bars(results: SideBySideRun) -> str:
         for b in results.bars
     ]
     return (
-        "<p>Every figure from this one run; ratios are to the references measured side by side."
+        "<p>Every figure from this one run; ratios are medians of same-round ratios to the "
+        "references measured side by side, with their range."
         "</p>" + _table(["bar", "measured", "target", "verdict"], rows, "bars")
     )
 
@@ -305,7 +319,9 @@ def render_html(results: SideBySideRun, micro: tuple[MicroBenchmark, ...] | None
 <h1>Benchmark report {escape(meta.started)}</h1>
 <p><code>{escape(meta.command)}</code>, {meta.seconds:g} s; {escape(meta.placement)};
 {escape(meta.wrk)}, one thread, {meta.config.connections} connections unless said.
-Ratios are measured side by side in this run; absolute figures drift with the machine.</p>
+Ratios are measured side by side in this run: each is the median of the ratios of the same
+round ({meta.config.rounds} interleaved rounds, the order alternating), with their range; a
+build's absolute figures are its median round's, and drift with the machine.</p>
 <ul>{builds}</ul>
 <h2>Bars</h2>{_bars(results)}
 {_gate(results)}
@@ -347,7 +363,13 @@ def print_table(results: SideBySideRun, out: Path) -> None:
     for figure, of in FIGURES.items():
         values = " ".join(f"{of(builds[n]):9,.0f}" for n in ORDER)
         r = ratios[figure]
-        print(f"{figure:28} {values} {r.vs_seed:6.2f}x {r.vs_bound:6.2f}x")
+        spread = "".join(
+            f"  {ref} {low:.2f}-{high:.2f}x"
+            for ref in REFERENCES
+            for low, high in [r.range_vs(ref)]
+            if r.rounds > 1
+        )
+        print(f"{figure:28} {values} {r.vs_seed:6.2f}x {r.vs_bound:6.2f}x{spread}")
     sweeps = _of_every_build(results, lambda build: build.sweep)
     if sweeps is not None:
         knees = []

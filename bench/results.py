@@ -59,7 +59,7 @@ class AsyncRun:
 
 @dataclass(frozen=True, slots=True)
 class Rounds:
-    """Every round of one build's throughput runs; the best of each is its figure."""
+    """Every round of one build's throughput runs; the median of each is its figure."""
 
     sync: tuple[LoadRun, ...]
     async_jobs: tuple[AsyncRun, ...]
@@ -85,7 +85,8 @@ class Sweep:
 
 @dataclass(frozen=True, slots=True)
 class TimeToResult:
-    """From a job's scheduled submit to its result in hand, for one polling strategy."""
+    """From a job's scheduled submit to its result in hand, for one polling strategy; the
+    jobs of every round together."""
 
     strategy: str
     jobs: int
@@ -96,6 +97,7 @@ class TimeToResult:
     p99_ms: float
     polls_per_result: float
     client_lag_p99_ms: float
+    rounds: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +147,22 @@ class BuildFigures:
 
 @dataclass(frozen=True, slots=True)
 class Ratio:
-    """One figure of the tuned build divided by the same figure of each reference."""
+    """One figure of the tuned build divided by the same figure of each reference: the median
+    of the ratios of the same rounds (each build measured back to back in a round), and their
+    range. A round's ratio cancels what slowed the machine for that whole round; the range
+    shows what it did not."""
 
     vs_seed: float
     vs_bound: float
+    seed_range: tuple[float, float] = (float("nan"), float("nan"))
+    bound_range: tuple[float, float] = (float("nan"), float("nan"))
+    rounds: int = 1
 
     def vs(self, reference: Reference) -> float:
         return self.vs_seed if reference == "seed" else self.vs_bound
+
+    def range_vs(self, reference: Reference) -> tuple[float, float]:
+        return self.seed_range if reference == "seed" else self.bound_range
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +269,7 @@ class SideBySideRun:
     fixed_rate: FixedRateLatency | None = None
     scaling: Scaling | None = None
     gate: GateVerdict | None = None
+    instructions: "InstructionsRun | None" = None  # make bench's count, next to the throughput
 
 
 @dataclass(frozen=True, slots=True)

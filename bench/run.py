@@ -4,25 +4,28 @@ Two exceptions: the 2-worker scaling runs spread over every core, and Redis work
 one build at a time on the Redis."""
 
 import os
+import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 from bench.bars import bars
 from bench.builds import BUILDS, started
 from bench.config import BenchConfig
 from bench.figures import FIGURES
-from bench.lineup import ORDER, BuildName
+from bench.lineup import ORDER, REFERENCES, BuildName
 from bench.load import wrk_binary
 from bench.placement import Placement
 from bench.results import (
     AsyncRun,
     BuildFigures,
     FixedRateLatency,
+    InstructionsRun,
     KneeShare,
     LoadRun,
     Ratio,
@@ -32,6 +35,7 @@ from bench.results import (
     Scaling,
     SideBySideRun,
     Sweep,
+    TimeToResult,
     WorkerScaling,
 )
 from bench.scenarios import (
@@ -46,6 +50,7 @@ from bench.scenarios import (
     sync_load,
     time_to_result,
 )
+from bench.time_to_result import Sample, summarize
 from service.server.embedded_redis import EmbeddedRedis
 from service.server.process import ServerProcess, free_port
 
@@ -77,13 +82,26 @@ KNEE_SHARE = 0.7
 SCALED_BUILDS: tuple[BuildName, ...] = ("tuned", "seed")
 
 
-def _best_of(rounds: Rounds) -> BuildFigures:
-    # Interference from other work on the machine only ever slows a round down, so the best
-    # round is the closest estimate of what the build can do.
+_Run = TypeVar("_Run", LoadRun, AsyncRun)
+
+
+def round_order(index: int) -> tuple[BuildName, ...]:
+    """The builds in round `index`: every other round reversed, so that no build is always
+    measured first (on a warmer or a quieter machine) or last."""
+    return ORDER if index % 2 == 0 else ORDER[::-1]
+
+
+def _median_run(runs: tuple[_Run, ...], key: Callable[[_Run], float]) -> _Run:
+    # The round whose figure is the median (the lower middle one of an even count): a
+    # build's absolute figures in the tables are that round's.
+    return sorted(runs, key=key)[(len(runs) - 1) // 2]
+
+
+def median_of(rounds: Rounds) -> BuildFigures:
     return BuildFigures(
-        sync=max(rounds.sync, key=lambda run: run.rps),
-        async_jobs=max(rounds.async_jobs, key=lambda run: run.finished_per_s),
-        poll=max(rounds.poll, key=lambda run: run.rps),
+        sync=_median_run(rounds.sync, lambda run: run.rps),
+        async_jobs=_median_run(rounds.async_jobs, lambda run: run.finished_per_s),
+        poll=_median_run(rounds.poll, lambda run: run.rps),
         rounds=rounds,
     )
 
@@ -91,7 +109,8 @@ def _best_of(rounds: Rounds) -> BuildFigures:
 def throughput(
     cfg: BenchConfig, placement: Placement, redis_url: str, tmp: Path
 ) -> dict[BuildName, BuildFigures]:
-    """sync, async and poll throughput at `cfg.connections`, best of `cfg.rounds` rounds."""
+    """sync, async and poll throughput at `cfg.connections`, in `cfg.rounds` interleaved
+    rounds (every build's run of a figure back to back, the order alternating by round)."""
     sync_rounds: dict[BuildName, list[LoadRun]] = {name: [] for name in ORDER}
     async_rounds: dict[BuildName, list[AsyncRun]] = {name: [] for name in ORDER}
     poll_rounds: dict[BuildName, list[LoadRun]] = {name: [] for name in ORDER}
@@ -99,11 +118,12 @@ def throughput(
     # finished, not where the tuned build's backpressure starts refusing them (429).
     env = {"REDIS_URL": redis_url, "MAX_QUEUE": "1000000"}
     with fleet(placement, env, tmp / "throughput") as served:
-        for _ in range(cfg.rounds):
-            for name in ORDER:
+        for index in range(cfg.rounds):
+            order = round_order(index)
+            for name in order:
                 load = sync_load(served[name].url, placement, cfg.connections, cfg.duration)
                 sync_rounds[name].append(load)
-            for name in ORDER:
+            for name in order:
                 url = served[name].url
                 jobs = async_load(url, placement, redis_url, cfg.connections, cfg.duration)
                 async_rounds[name].append(jobs)
@@ -112,7 +132,7 @@ def throughput(
                 polls = poll_load(url, placement, ids_file, cfg.connections, cfg.duration)
                 poll_rounds[name].append(polls)
     return {
-        name: _best_of(
+        name: median_of(
             Rounds(tuple(sync_rounds[name]), tuple(async_rounds[name]), tuple(poll_rounds[name]))
         )
         for name in ORDER
@@ -123,14 +143,34 @@ def _over(tuned: float, reference: float) -> float:
     return tuned / reference if reference else float("nan")
 
 
+def _round(figures: BuildFigures, index: int) -> BuildFigures:
+    rounds = figures.rounds
+    return BuildFigures(
+        rounds.sync[index], rounds.async_jobs[index], rounds.poll[index], rounds=rounds
+    )
+
+
 def ratios(builds: Mapping[BuildName, BuildFigures]) -> dict[str, Ratio]:
-    return {
-        figure: Ratio(
-            vs_seed=_over(of(builds["tuned"]), of(builds["seed"])),
-            vs_bound=_over(of(builds["tuned"]), of(builds["bound"])),
+    """Each figure's median same-round ratio of the tuned build to each reference, and the
+    range of those ratios."""
+    count = len(builds["tuned"].rounds.sync)
+    measured = {}
+    for figure, of in FIGURES.items():
+        per_round = {
+            reference: [
+                _over(of(_round(builds["tuned"], i)), of(_round(builds[reference], i)))
+                for i in range(count)
+            ]
+            for reference in REFERENCES
+        }
+        measured[figure] = Ratio(
+            vs_seed=statistics.median(per_round["seed"]),
+            vs_bound=statistics.median(per_round["bound"]),
+            seed_range=(min(per_round["seed"]), max(per_round["seed"])),
+            bound_range=(min(per_round["bound"]), max(per_round["bound"])),
+            rounds=count,
         )
-        for figure, of in FIGURES.items()
-    }
+    return measured
 
 
 def _env_pairs(spec: str) -> dict[str, str]:
@@ -209,6 +249,27 @@ def scaling(
     return Scaling(cfg.scaling_connections, shared.describe(), builds)
 
 
+def times_to_result(
+    cfg: BenchConfig, placement: Placement, base: Mapping[str, str], tmp: Path
+) -> dict[BuildName, tuple[TimeToResult, ...]]:
+    """Each polling strategy against each build on a model of cfg.ttr_model_ms, in
+    cfg.ttr_rounds interleaved rounds; a strategy's figures are of its jobs of every round."""
+    slow = {**base, "MOCK_LATENCY_MS": str(cfg.ttr_model_ms)}
+    samples: dict[BuildName, list[tuple[Sample, ...]]] = {name: [] for name in ORDER}
+    with fleet(placement, slow, tmp / "ttr") as served:
+        for index in range(cfg.ttr_rounds):
+            for name in round_order(index):
+                samples[name].append(
+                    time_to_result(
+                        served[name].url, cfg.ttr_strategies, cfg.ttr_rate, cfg.ttr_duration_s
+                    )
+                )
+    return {
+        name: tuple(summarize(list(by_strategy)) for by_strategy in zip(*rounds, strict=True))
+        for name, rounds in samples.items()
+    }
+
+
 def full_run(
     cfg: BenchConfig,
     placement: Placement,
@@ -240,14 +301,7 @@ def full_run(
             # A stream consumer runs the jobs in batches, one model call after another: the
             # first job alone, the rest in the next call. Two calls, and a margin, settle it.
             redis_works[name] = redis_work(alone.url, redis_url, 2 * COUNT_MODEL_S + 1)
-    slow = {**base, "MOCK_LATENCY_MS": str(cfg.ttr_model_ms)}
-    with fleet(placement, slow, tmp / "ttr") as served:
-        times = {
-            name: time_to_result(
-                served[name].url, cfg.ttr_strategies, cfg.ttr_rate, cfg.ttr_duration_s
-            )
-            for name in ORDER
-        }
+    times = times_to_result(cfg, placement, base, tmp)
     models: list[tuple[str, dict[str, str], str]] = [
         (spec, _env_pairs(spec), MOCK_BODY) for spec in cfg.model_runs
     ]
@@ -273,7 +327,13 @@ def full_run(
 
 
 def side_by_side(
-    cfg: BenchConfig, placement: Placement, *, full: bool, model_path: Path, label: str
+    cfg: BenchConfig,
+    placement: Placement,
+    *,
+    full: bool,
+    model_path: Path,
+    label: str,
+    instructions: InstructionsRun | None = None,
 ) -> SideBySideRun:
     """Start our own Redis on the load cores, then measure; `full=False` is the CI gate's run."""
     placement.pin_load(os.getpid())
@@ -305,8 +365,16 @@ def side_by_side(
     return SideBySideRun(
         builds=builds,
         ratios=measured,
-        bars=bars(measured, scaled, fixed),
+        bars=bars(
+            measured,
+            scaled,
+            fixed,
+            instructions=instructions,
+            times={name: figures.time_to_result for name, figures in builds.items()},
+            model_ms=cfg.ttr_model_ms,
+        ),
         meta=meta,
         fixed_rate=fixed,
         scaling=scaled,
+        instructions=instructions,
     )

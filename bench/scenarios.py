@@ -22,9 +22,8 @@ from bench.results import (
     RedisWorkCounts,
     Sweep,
     SweepPoint,
-    TimeToResult,
 )
-from bench.time_to_result import Strategy, measure
+from bench.time_to_result import Sample, Strategy, sample
 
 MOCK_BODY = '{"input": "some_input_data"}'
 IRIS_BODY = '{"input": [6.7, 3.0, 5.2, 2.3]}'
@@ -193,8 +192,9 @@ def redis_work(url: str, redis_url: str, settle_s: float, requests: int = 20) ->
 
 def time_to_result(
     url: str, strategies: tuple[str, ...], rate: float, duration_s: float
-) -> tuple[TimeToResult, ...]:
+) -> tuple[Sample, ...]:
+    """One round of every polling strategy against one build (bench/time_to_result.py)."""
     return tuple(
-        uvloop.run(measure(url, Strategy.parse(spec), rate_per_s=rate, duration_s=duration_s))
+        uvloop.run(sample(url, Strategy.parse(spec), rate_per_s=rate, duration_s=duration_s))
         for spec in strategies
     )

@@ -33,6 +33,7 @@ from bench.results import (
 )
 from bench.scenarios import MOCK_BODY, async_load, time_to_result
 from bench.stats import percentile
+from bench.time_to_result import summarize
 from service.server.embedded_redis import EmbeddedRedis
 from service.server.process import free_port
 
@@ -127,7 +128,9 @@ def _async(
 def _time_to_result(
     url: str, placement: Placement, redis_url: str, cfg: BenchConfig, env: dict[str, str]
 ) -> PollingLatency:
-    [measured] = time_to_result(url, ("poll:10ms",), cfg.ttr_rate, cfg.ttr_duration_s)
+    measured = summarize(
+        list(time_to_result(url, ("poll:10ms",), cfg.ttr_rate, cfg.ttr_duration_s))
+    )
     return PollingLatency(measured.p50_ms, measured.p99_ms)
 
 

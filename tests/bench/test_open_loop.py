@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 import uvloop
 
-from bench.open_loop import FixedRateResult, ProtocolViolationError, measure
+from bench.http1 import ProtocolViolationError
+from bench.open_loop import FixedRateResult, measure
 
 Answer = Callable[[int], Awaitable[bytes]]  # the n-th request received (from 1) -> response
 
