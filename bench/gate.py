@@ -3,7 +3,7 @@ baselines (bench/instructions.toml), and the coarse one, throughput ratios to th
 against committed floors (bench/gate.toml)."""
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.results import (
@@ -53,14 +53,22 @@ class InstructionBaselines:
     """instructions.toml: the instructions per request (or per job) of each counted path, and
     how far a count may move from it before the gate fails."""
 
-    tolerance: float
+    tolerance: float  # a path's, unless tolerance_of names it
     per_unit: dict[str, float]  # by "<build> <path>"
+    tolerance_of: dict[str, float] = field(default_factory=dict)
+
+    def tolerance_for(self, path: str) -> float:
+        return self.tolerance_of.get(path, self.tolerance)
 
 
 def load_baselines(path: Path = BASELINES) -> InstructionBaselines:
     with path.open("rb") as f:
         loaded = tomllib.load(f)
-    return InstructionBaselines(float(loaded["tolerance"]), dict(loaded["per_unit"]))
+    return InstructionBaselines(
+        float(loaded["tolerance"]),
+        dict(loaded["per_unit"]),
+        {name: float(value) for name, value in loaded.get("tolerance_of", {}).items()},
+    )
 
 
 def check_instructions(run: InstructionsRun, baselines: InstructionBaselines) -> InstructionVerdict:
@@ -72,8 +80,9 @@ def check_instructions(run: InstructionsRun, baselines: InstructionBaselines) ->
         count = run.counts.get(path)
         measured = count.per_unit if count is not None else float("nan")
         change = measured / baseline - 1
+        tolerance = baselines.tolerance_for(path)
         rows.append(
-            InstructionRow(path, baseline, measured, change, abs(change) <= baselines.tolerance)
+            InstructionRow(path, baseline, measured, change, abs(change) <= tolerance, tolerance)
         )
     return InstructionVerdict(all(row.ok for row in rows), baselines.tolerance, tuple(rows))
 
@@ -86,7 +95,22 @@ BASELINES_HEADER = """\
 """
 
 
-def write_baselines(run: InstructionsRun, tolerance: float, path: Path = BASELINES) -> None:
-    lines = [BASELINES_HEADER, f"tolerance = {tolerance}", "", "[per_unit]"]
+TOLERANCE_OF_HEADER = """\
+# The paths through the auto-pipeline: how many requests share a loop iteration and a Redis
+# write depends on timing, and on a busy machine their counts moved up to 3.4%."""
+
+
+def write_baselines(
+    run: InstructionsRun,
+    tolerance: float,
+    path: Path = BASELINES,
+    tolerance_of: dict[str, float] | None = None,
+) -> None:
+    lines = [BASELINES_HEADER, f"tolerance = {tolerance}", ""]
+    if tolerance_of:
+        lines += [TOLERANCE_OF_HEADER, "[tolerance_of]"]
+        lines += [f'"{name}" = {value}' for name, value in sorted(tolerance_of.items())]
+        lines += [""]
+    lines += ["[per_unit]"]
     lines += [f'"{name}" = {round(count.per_unit)}' for name, count in sorted(run.counts.items())]
     path.write_text("\n".join(lines) + "\n")

@@ -394,6 +394,7 @@ class InstructionRow:
     measured: float
     change: float  # measured / baseline - 1
     ok: bool
+    tolerance: float  # how far the count may move either way
 
 
 @dataclass(frozen=True, slots=True)
