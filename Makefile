@@ -13,7 +13,7 @@ DOCS_PORT ?= 8000
 
 export MODEL_PATH
 
-.PHONY: help venv run worker test test-quick bench bench-settings bench-instructions gate gate-baseline lint fmt model lock locust loadtest prometheus up down clean
+.PHONY: help venv run worker test test-quick bench bench-settings bench-instructions bench-compare gate gate-baseline lint fmt model lock locust loadtest prometheus up down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,6 +67,11 @@ gate: export BENCH_ROUNDS ?= 2
 gate: $(STAMP) ## The performance-regression gate CI runs (exact counts, instructions vs baselines, ratio floors)
 	$(BIN)/pytest -q -p no:cacheprovider tests/bench/test_gate_counts.py
 	$(BIN)/python -m bench gate
+
+# This working tree against BASE (default: the merge base with main), side by side in one run:
+# each figure's median same-round ratio, its interval and a verdict (docs/benchmarks.md).
+bench-compare: $(STAMP) ## This tree vs BASE=<git ref> side by side: ratios, intervals, verdicts; reports/compare-<timestamp>/
+	$(BIN)/python -m bench compare $(if $(BASE),--base "$(BASE)")
 
 gate-baseline: $(STAMP) ## Count the instructions again into bench/instructions.toml and show the diff to commit
 	$(BIN)/python -m bench baseline

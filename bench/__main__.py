@@ -7,6 +7,8 @@ baseline      `make gate-baseline`: count the instructions again and write them 
               bench/instructions.toml
 instructions  `make bench-instructions`: instructions per request, tuned and bound
 settings      `make bench-settings`: the server settings, measured
+compare       `make bench-compare BASE=<ref>`: this working tree against BASE, side by side,
+              written to reports/compare-<timestamp>/
 """
 
 import argparse
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import gate, instructions, server_settings
+from bench import compare, gate, instructions, server_settings
 from bench.config import BenchConfig
 from bench.load import GeneratorSaturatedError, WrkMissingError, wrk_binary
 from bench.placement import default_placement
@@ -56,8 +58,11 @@ def micro_benchmarks(out: Path, cpus: frozenset[int]) -> tuple[MicroBenchmark, .
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("command", choices=["run", "gate", "baseline", "settings", "instructions"])
+    parser.add_argument(
+        "command", choices=["run", "gate", "baseline", "settings", "instructions", "compare"]
+    )
     parser.add_argument("--only", help="settings: the experiments whose setting names this")
+    parser.add_argument("--base", help="compare: the git ref to compare with (default: merge base)")
     parser.add_argument("--model-path", type=Path, default=Path("artifacts/iris.joblib"))
     args = parser.parse_args(argv)
     cfg = BenchConfig()
@@ -67,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make bench: {exc}", file=sys.stderr)
         return 2
     placement = default_placement()
+    if args.command == "compare":
+        return run_compare(args.base or compare.default_base(), cfg.reports_dir)
     out = cfg.reports_dir / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     if args.command in ("instructions", "baseline", "gate"):
@@ -130,18 +137,40 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run_compare(base: str, reports: Path) -> int:
+    cfg = compare.CompareConfig()
+    if cfg.instructions:
+        try:
+            instructions.require_valgrind()
+        except instructions.ValgrindMissingError as exc:
+            print(f"make bench-compare: {exc} (or BENCH_COMPARE_INSTRUCTIONS=0)", file=sys.stderr)
+            return 2
+    label = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        measured = compare.compare(base, default_placement(), cfg, label)
+    except (GeneratorSaturatedError, ClientSaturatedError) as exc:
+        print(
+            f"bench-compare: refused to report a saturated load generator: {exc}", file=sys.stderr
+        )
+        return 3
+    target = compare.write(reports / f"compare-{label}", measured)
+    print(target.read_text())
+    print(f"compare: {target}")
+    return 0
+
+
 def instruction_gate(out: Path) -> bool:
     """The deterministic half of the gate: the tuned build's paths, counted again."""
     baselines = gate.load_baselines()
     counted = instructions.run(instructions.TUNED)
     (out / "instructions.json").write_bytes(to_json(counted))
     verdict = gate.check_instructions(counted, baselines)
-    print(f"instructions per request (per job for finish), tolerance {verdict.tolerance:.1%}:")
+    print("instructions per request (per job for finish), against bench/instructions.toml:")
     for row in verdict.rows:
         state = "ok" if row.ok else ("FEWER: make gate-baseline" if row.change < 0 else "MORE")
         print(
             f"  {row.path:14} {row.measured:>10,.0f}  baseline {row.baseline:>10,.0f}  "
-            f"{row.change:+6.1%}  {state}"
+            f"{row.change:+6.1%} (tolerance {row.tolerance:.0%})  {state}"
         )
     return verdict.passed
 
@@ -149,7 +178,7 @@ def instruction_gate(out: Path) -> bool:
 def write_baseline() -> int:
     old = gate.load_baselines()
     counted = instructions.run(instructions.TUNED)
-    gate.write_baselines(counted, old.tolerance)
+    gate.write_baselines(counted, old.tolerance, tolerance_of=old.tolerance_of)
     for path, count in sorted(counted.counts.items()):
         before = old.per_unit.get(path)
         change = f"{count.per_unit / before - 1:+.1%}" if before else "new"

@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -88,6 +89,14 @@ CONSUMER = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The source tree a count runs (its working directory) and the Python that runs it."""
+
+    root: Path = ROOT
+    python: str = sys.executable
+
+
 class ValgrindMissingError(RuntimeError):
     pass
 
@@ -118,11 +127,11 @@ def _total(tmp: Path, out: Path) -> int:
 
 @contextmanager
 def _under_callgrind(
-    command: Sequence[str], env: Mapping[str, str], out: Path, log: Path
+    command: Sequence[str], env: Mapping[str, str], out: Path, log: Path, root: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [*_callgrind(out), *command], cwd=ROOT, env=dict(env), stdout=sink, stderr=sink
+            [*_callgrind(out), *command], cwd=root, env=dict(env), stdout=sink, stderr=sink
         )
     try:
         yield process
@@ -177,8 +186,10 @@ def count_http(
     tmp: Path,
     warm_up_s: int = WARM_UP_S,
     measured_s: int = MEASURED_S,
+    source: Source | None = None,
 ) -> InstructionCount:
     """Instructions per request of one build on one HTTP path."""
+    source = source or Source()
     port = free_port()
     out = tmp / f"callgrind.{build}.{path}"
     env = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "WEB_CONCURRENCY": "1"}
@@ -186,9 +197,9 @@ def count_http(
     if path == "poll":
         ids_file.write_text("\n".join(succeeded_jobs(redis_url, POLLED_JOBS)) + "\n")
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "bench.apps.serve", *BUILDS[build]]
+    command = [source.python, "-m", "bench.apps.serve", *BUILDS[build]]
     log = tmp / f"{build}.{path}.log"
-    with _under_callgrind(command, {**env, **QUIET}, out, log) as process:
+    with _under_callgrind(command, {**env, **QUIET}, out, log, source.root) as process:
         wait_until_ready(url, process, log, START_TIMEOUT_S)
         _wrk(url, path, warm_up_s, ids_file)
         _control(process.pid, "--instr=on")
@@ -229,17 +240,20 @@ def _wait_for_completed(redis_url: str, target: int, log: Path, timeout_s: float
         time.sleep(0.2)
 
 
-def count_finish(redis_url: str, tmp: Path, jobs: int = FINISHED_JOBS) -> InstructionCount:
+def count_finish(
+    redis_url: str, tmp: Path, jobs: int = FINISHED_JOBS, source: Source | None = None
+) -> InstructionCount:
     """A standalone worker's instructions per job finished."""
+    source = source or Source()
     out = tmp / "callgrind.tuned.finish"
     log = tmp / "tuned.finish.log"
     env = {**os.environ, "REDIS_URL": redis_url, **CONSUMER}
-    command = [sys.executable, "-m", "service", "worker"]
+    command = [source.python, "-m", "service", "worker"]
     with redis.Redis.from_url(redis_url) as client:
         if client.xlen(Keys(KEY_PREFIX).stream):
             raise RuntimeError("the job stream must be empty before a consumer is counted")
     start = _completed(redis_url)
-    with _under_callgrind(command, env, out, log) as process:
+    with _under_callgrind(command, env, out, log, source.root) as process:
         # Jobs submitted before the worker runs are its warm-up; once they are finished, it
         # waits on an empty stream.
         enqueue(redis_url, WARM_UP_JOBS)
@@ -258,14 +272,18 @@ def count(
     tmp: Path,
     warm_up_s: int = WARM_UP_S,
     measured_s: int = MEASURED_S,
+    source: Source | None = None,
 ) -> InstructionCount:
     if path == "finish":
-        return count_finish(redis_url, tmp)
-    return count_http(build, path, redis_url, tmp, warm_up_s, measured_s)
+        return count_finish(redis_url, tmp, source=source)
+    return count_http(build, path, redis_url, tmp, warm_up_s, measured_s, source)
 
 
-def run(counted: Sequence[tuple[BuildName, CountedPath]] = COUNTED) -> InstructionsRun:
-    """Count each (build, path) on a Redis of its own, emptied between counts."""
+def run(
+    counted: Sequence[tuple[BuildName, CountedPath]] = COUNTED, source: Source | None = None
+) -> InstructionsRun:
+    """Count each (build, path) on a Redis of its own, emptied between counts; `source` is
+    the tree and interpreter counted (this one unless `make bench-compare` says another)."""
     require_valgrind()
     results: dict[str, InstructionCount] = {}
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp_name:
@@ -274,5 +292,6 @@ def run(counted: Sequence[tuple[BuildName, CountedPath]] = COUNTED) -> Instructi
             for build, path in counted:
                 with redis.Redis.from_url(redis_server.url) as client:
                     client.flushall()  # the harness's own Redis, started above
-                results[f"{build} {path}"] = count(build, path, redis_server.url, tmp)
+                counted_here = count(build, path, redis_server.url, tmp, source=source)
+                results[f"{build} {path}"] = counted_here
     return InstructionsRun(results)

@@ -36,3 +36,17 @@ def test_workflow_runs_the_gate_on_pull_requests_and_uploads_the_report() -> Non
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
     assert upload["with"]["path"] == "reports/"
     assert upload["if"] == "always()"
+
+
+def test_pull_requests_are_compared_with_their_base_and_the_table_is_the_summary() -> None:
+    workflow = YAML(typ="safe").load(ROOT / WORKFLOW)
+    job = workflow["jobs"]["compare"]
+    assert job["if"] == "github.event_name == 'pull_request'"
+    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0  # the base branch's history, for git archive
+    compare = next(s for s in job["steps"] if "make bench-compare" in s.get("run", ""))
+    assert 'BASE="origin/${BASE_REF}"' in compare["run"]
+    assert compare["env"]["BASE_REF"] == "${{ github.base_ref }}"
+    summary = next(s for s in job["steps"] if "GITHUB_STEP_SUMMARY" in s.get("run", ""))
+    assert "compare.md" in summary["run"]
+    assert summary["if"] == "always()"
