@@ -13,7 +13,7 @@ DOCS_PORT ?= 8000
 
 export MODEL_PATH
 
-.PHONY: help venv run worker test test-quick bench bench-settings bench-instructions bench-compare gate gate-baseline lint fmt model lock locust loadtest prometheus up down clean
+.PHONY: help venv run worker test test-quick bench bench-settings bench-instructions bench-compare bench-micro bench-micro-baseline gate gate-baseline lint fmt model lock locust loadtest prometheus up down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,6 +72,22 @@ gate: $(STAMP) ## The performance-regression gate CI runs (exact counts, instruc
 # each figure's median same-round ratio, its interval and a verdict (docs/benchmarks.md).
 bench-compare: $(STAMP) ## This tree vs BASE=<git ref> side by side: ratios, intervals, verdicts; reports/compare-<timestamp>/
 	$(BIN)/python -m bench compare $(if $(BASE),--base "$(BASE)")
+
+# The micro-benchmarks (bench/micro) against a saved baseline of their own, pytest-benchmark's
+# storage under MICRO_STORAGE: bench-micro-baseline saves one; bench-micro compares with the
+# latest saved and fails when a benchmark is slower than BENCH_MICRO_FAIL allows (its
+# --benchmark-compare-fail syntax: mean:15% or min:0.001). Timings, not counts: save and
+# compare on the same machine.
+MICRO_STORAGE ?= .data/benchmarks
+BENCH_MICRO_FAIL ?= mean:15%
+MICRO = $(BIN)/pytest bench/micro -q -p no:cacheprovider --benchmark-only --benchmark-columns=mean,ops --benchmark-storage=file://$(MICRO_STORAGE) $(MICRO_ARGS)
+
+bench-micro: $(STAMP) ## The micro-benchmarks against the saved baseline; fails past BENCH_MICRO_FAIL (mean:15%)
+	@test -n "$$(find $(MICRO_STORAGE) -name '*.json' 2>/dev/null)" || { echo "bench-micro: no baseline saved in $(MICRO_STORAGE): make bench-micro-baseline first" >&2; exit 2; }
+	$(MICRO) --benchmark-compare --benchmark-compare-fail=$(BENCH_MICRO_FAIL)
+
+bench-micro-baseline: $(STAMP) ## Save the micro-benchmarks as the baseline bench-micro compares with
+	$(MICRO) --benchmark-save=baseline
 
 gate-baseline: $(STAMP) ## Count the instructions again into bench/instructions.toml and show the diff to commit
 	$(BIN)/python -m bench baseline

@@ -16,11 +16,12 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
-from bench import compare, gate, instructions, server_settings
+from bench import compare, gate, history, instructions, server_settings
 from bench.config import BenchConfig
 from bench.load import GeneratorSaturatedError, WrkMissingError, wrk_binary
 from bench.placement import default_placement
@@ -127,7 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         results = replace(
             results, gate=gate.check(results.ratios, gate.load_floors().ratio_to_seed_floor)
         )
-    write_report(out, results, micro)
+    runs: tuple[history.HistoryEntry, ...] = ()
+    if full:
+        commit, dirty = history.git_state(ROOT)
+        host = history.machine(results.meta.placement)
+        history.append(cfg.history, history.entry(results, commit, dirty, datetime.now(UTC), host))
+        runs = tuple(history.load(cfg.history))
+        history.write_github_action_benchmark(out, results)
+    write_report(out, results, micro, runs)
     print_table(results, out)
     if not counts_held:
         print("gate: instructions per request moved past the tolerance", file=sys.stderr)

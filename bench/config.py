@@ -38,6 +38,8 @@ class BenchConfig(BaseSettings):
     # instruction bar; 0 skips it (the bar is then "not measured").
     instructions: bool = True
     reports_dir: Path = Path("reports")
+    # Every `make bench` appends its figures here (bench/history.py); the report draws them.
+    history: Path = Path("reports/history.jsonl")
 
     @field_validator("sweep", "ttr_strategies", "model_runs", mode="before")
     @classmethod

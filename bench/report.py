@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from bench import svg
 from bench.figures import FIGURES
+from bench.history import HistoryEntry
 from bench.lineup import ORDER, REFERENCES, TITLES, BuildName, Reference
 from bench.results import (
     BuildFigures,
@@ -310,7 +311,39 @@ svg.chart{margin:0.5em 1em 0.5em 0;border:1px solid #eee}
 """
 
 
-def render_html(results: SideBySideRun, micro: tuple[MicroBenchmark, ...] | None) -> str:
+def _history(entries: tuple[HistoryEntry, ...]) -> str:
+    """Each ratio over the runs the history file holds (this one last): a chart per reference."""
+    if len(entries) < 2:
+        return (
+            f"<p>The history file holds {len(entries)} run(s); the chart of the ratios over "
+            "time needs two. Each <code>make bench</code> adds one (<code>BENCH_HISTORY</code>)."
+            "</p>"
+        )
+    labels = [entry.label for entry in entries]
+    charts = []
+    for reference in REFERENCES:
+        series = {
+            f"{figure} / {reference}": [
+                _as_float(entry.ratios.get(figure, {}).get(f"vs_{reference}")) for entry in entries
+            ]
+            for figure in FIGURES
+        }
+        charts.append(svg.over_time(f"tuned / {reference}, run by run", "x", labels, series))
+    return (
+        f"<p>{len(entries)} runs of the history file, oldest first; each point is the run's "
+        "median same-round ratio.</p>" + "".join(charts)
+    )
+
+
+def _as_float(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def render_html(
+    results: SideBySideRun,
+    micro: tuple[MicroBenchmark, ...] | None,
+    history: tuple[HistoryEntry, ...] = (),
+) -> str:
     meta = results.meta
     builds = "".join(f"<li><b>{n}</b>: {escape(TITLES[n])}</li>" for n in ORDER)
     return f"""<!DOCTYPE html>
@@ -334,12 +367,16 @@ build's absolute figures are its median round's, and drift with the machine.</p>
 <h2>Redis work per API request</h2>{_redis_work(results)}
 <h2>Model emulation and the real model</h2>{_models(results)}
 <h2>Micro-benchmarks</h2>{_micro(micro)}
+<h2>History</h2>{_history(history)}
 </body></html>
 """
 
 
 def write_report(
-    out: Path, results: SideBySideRun, micro: tuple[MicroBenchmark, ...] | None
+    out: Path,
+    results: SideBySideRun,
+    micro: tuple[MicroBenchmark, ...] | None,
+    history: tuple[HistoryEntry, ...] = (),
 ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_bytes(to_json(results))
@@ -350,7 +387,7 @@ def write_report(
             lines = ["percentile,latency_ms"] + [f"{p},{ms}" for p, ms in run.latency_cdf_ms]
             (histograms / f"{name}-{run.scenario}.csv").write_text("\n".join(lines) + "\n")
     page = out / "index.html"
-    page.write_text(render_html(results, micro))
+    page.write_text(render_html(results, micro, history))
     return page
 
 

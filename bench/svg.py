@@ -129,3 +129,54 @@ def lines(
                 f"knee: {mark[1]:,.0f} at {mark[0]:g}</title></circle>"
             )
     return _frame(title, body, list(series))
+
+
+PALETTE = ("#1f6feb", "#d1242f", "#2da44e", "#bf8700", "#8250df", "#cf222e", "#0a3069", "#57606a")
+
+
+def over_time(
+    title: str, unit: str, labels: Sequence[str], series: Mapping[str, Sequence[float]]
+) -> str:
+    """One line per series over the runs (x: the run, labelled), its legend in two columns."""
+    values = [v for points in series.values() for v in points if not math.isnan(v)]
+    top = _nice_max(max(values, default=1.0))
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM - 40
+    step = plot_w / max(1, len(labels) - 1)
+
+    def at(i: int, y: float) -> tuple[float, float]:
+        return (LEFT + step * i, TOP + plot_h - plot_h * y / top)
+
+    body = []
+    for i in range(5):
+        y = TOP + plot_h - plot_h * i / 4
+        body.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
+            f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{_label(top * i / 4)}</text>'
+        )
+    body.append(f'<text x="12" y="{TOP + plot_h / 2}" text-anchor="middle" '
+                f'transform="rotate(-90 12 {TOP + plot_h / 2})">{escape(unit)}</text>')  # fmt: skip
+    for i, label in enumerate(labels):
+        px, _ = at(i, 0)
+        body.append(
+            f'<text class="run" x="{px:.1f}" y="{TOP + plot_h + 14}" text-anchor="middle" '
+            f'font-size="9">{escape(label)}</text>'
+        )
+    for n, (name, points) in enumerate(series.items()):
+        colour = PALETTE[n % len(PALETTE)]
+        drawn = [at(i, y) for i, y in enumerate(points) if not math.isnan(y)]
+        path = " ".join(f"{px:.1f},{py:.1f}" for px, py in drawn)
+        body.append(
+            f'<polyline class="trend" data-series="{escape(name)}" points="{path}" fill="none" '
+            f'stroke="{colour}" stroke-width="2"><title>{escape(name)}</title></polyline>'
+        )
+        lx, ly = LEFT + (n % 2) * 280, TOP + plot_h + 26 + (n // 2) * 13
+        body.append(
+            f'<rect x="{lx}" y="{ly}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{lx + 14}" y="{ly + 9}">{escape(name)}</text>'
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{WIDTH}" '
+        f'height="{HEIGHT + 40}" viewBox="0 0 {WIDTH} {HEIGHT + 40}" font-family="sans-serif" '
+        f'font-size="11"><text x="{WIDTH / 2}" y="18" text-anchor="middle" font-size="13" '
+        f'font-weight="bold">{escape(title)}</text>{"".join(body)}</svg>'
+    )
