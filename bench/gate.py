@@ -96,8 +96,8 @@ BASELINES_HEADER = """\
 
 
 TOLERANCE_OF_HEADER = """\
-# The paths through the auto-pipeline: how many requests share a loop iteration and a Redis
-# write depends on timing, and on a busy machine their counts moved up to 3.4%."""
+# The paths through the auto-pipeline: a margin for it, though counted one request at a time
+# their counts moved 1.3% at most (docs/benchmarks.md)."""
 
 
 def write_baselines(

@@ -15,7 +15,8 @@ Four paths of the tuned build are counted, and two of the bound's, for the ratio
 
 An HTTP path is served by plain uvicorn (uvloop, httptools; the tuned build with the same HTTP
 protocol class as its gunicorn worker) under callgrind, with instrumentation off while it starts;
-wrk warms it, then instrumentation is switched on for a fixed-length wrk run. The tuned build
+wrk warms it, then instrumentation is switched on for a fixed-length wrk run on one connection
+(one request at a time, see CONNECTIONS). The tuned build
 runs without stream consumers or queue sampling (WORKER_CONCURRENCY=0, QUEUE_SAMPLE_S=0): their
 once-a-second work would be spread over however few requests the slowed-down server answers.
 The consumer is counted while it drains jobs that were all enqueued in one transaction, so that
@@ -62,8 +63,12 @@ COUNTED: tuple[tuple[BuildName, CountedPath], ...] = (
 )
 TUNED = tuple((build, path) for build, path in COUNTED if build == "tuned")
 
-# 50 times slower or more under valgrind: a few connections keep it busy.
-CONNECTIONS = 8
+# One request at a time: its own work, with no other request to share a loop iteration, a
+# socket read or a Redis write with. With 8 connections, how many did depended on timing, and
+# the poll's count moved by 6% between two runs of one commit on a quiet machine (255.9k to
+# 270.8k); one at a time, three runs agreed within 0.7% (docs/benchmarks.md). Under valgrind the
+# server is the bottleneck either way: one connection answers about as many requests.
+CONNECTIONS = 1
 WARM_UP_S = 3
 MEASURED_S = 8
 START_TIMEOUT_S = 300
