@@ -49,7 +49,7 @@ class HistoryEntry:
     @property
     def label(self) -> str:
         commit = (self.commit or "no git")[:7] + ("+" if self.dirty else "")
-        return f"{commit} {self.date[:10]}"
+        return f"{commit} {self.date[:10]} {self.date[11:16]}"
 
 
 def git_state(root: Path) -> tuple[str | None, bool]:

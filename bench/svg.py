@@ -157,8 +157,10 @@ def over_time(
                 f'transform="rotate(-90 12 {TOP + plot_h / 2})">{escape(unit)}</text>')  # fmt: skip
     for i, label in enumerate(labels):
         px, _ = at(i, 0)
+        # The first and the last label lean inwards, so that neither is cut at the edge.
+        anchor = "start" if i == 0 else "end" if i == len(labels) - 1 else "middle"
         body.append(
-            f'<text class="run" x="{px:.1f}" y="{TOP + plot_h + 14}" text-anchor="middle" '
+            f'<text class="run" x="{px:.1f}" y="{TOP + plot_h + 14}" text-anchor="{anchor}" '
             f'font-size="9">{escape(label)}</text>'
         )
     for n, (name, points) in enumerate(series.items()):

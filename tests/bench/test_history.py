@@ -48,7 +48,7 @@ def test_a_run_appended_is_read_back_with_its_commit_machine_and_figures(tmp_pat
     assert first.commit == "0" * 40
     assert not first.dirty
     assert last.dirty
-    assert last.label == "0000000+ 2026-12-02"
+    assert last.label == "0000000+ 2026-12-02 00:00"
     assert first.date == "2026-12-01T00:00:00+00:00"
     assert first.machine == HOST
     assert first.ratios["sync rps"]["vs_seed"] == 8.0
