@@ -62,6 +62,8 @@ class Delivery:
     job_id: str  # as the submit script wrote it: a UUID's text
     input: Any
     deadline_at: float | None
+    # Read as new (not reclaimed) and never run before (not a retry): it has no attempts yet.
+    first: bool = False
 
 
 @dataclass
@@ -96,7 +98,7 @@ def consumer_name(index: int) -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{index}"
 
 
-def _parse(entry_id: bytes, fields: dict[bytes, bytes] | None) -> Delivery | None:
+def _parse(entry_id: bytes, fields: dict[bytes, bytes] | None, new: bool) -> Delivery | None:
     # An entry trimmed from the stream while pending comes back without fields.
     if not fields or b"id" not in fields:
         return None
@@ -106,7 +108,12 @@ def _parse(entry_id: bytes, fields: dict[bytes, bytes] | None) -> Delivery | Non
         job_id=fields[b"id"].decode(),
         input=orjson.loads(fields[b"input"]),
         deadline_at=float(deadline) if deadline else None,
+        first=new and b"retry" not in fields,
     )
+
+
+def _past(deadline_at: float | None, now: float) -> bool:
+    return deadline_at is not None and deadline_at < now
 
 
 def _record_finished(
@@ -227,7 +234,7 @@ class StreamConsumer:
         [[_, entries]] = cast(
             list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]], reply
         )
-        return [_parse(entry_id, fields) or (entry_id, None) for entry_id, fields in entries]
+        return [_parse(entry_id, fields, True) or (entry_id, None) for entry_id, fields in entries]
 
     async def _reclaim(self) -> list[Delivery | tuple[bytes, None]]:
         reply = await self.redis.xautoclaim(
@@ -240,7 +247,9 @@ class StreamConsumer:
         )
         await self._forget_dead_consumers()
         entries = cast(list[tuple[bytes, dict[bytes, bytes] | None]], reply[1])
-        claimed = [_parse(entry_id, fields) or (entry_id, None) for entry_id, fields in entries]
+        claimed = [
+            _parse(entry_id, fields, False) or (entry_id, None) for entry_id, fields in entries
+        ]
         if claimed:
             self.stats.reclaimed += len(claimed)
             metrics.jobs_reclaimed(len(claimed))
@@ -265,12 +274,25 @@ class StreamConsumer:
             await self.redis.xack(self.keys.stream, GROUP, *trimmed)
         if not deliveries:
             return
-        started = await self.store.mark_running([d.job_id for d in deliveries])
+        now = time.time()
+        # A first delivery has no attempts to count yet, so nothing mark_running answers can
+        # keep it from running unless its job ended or vanished meanwhile: it runs while its
+        # marking is in flight, and the result of a job that must not run is dropped. A
+        # reclaimed or retried delivery runs only after its attempts were counted.
+        marking = asyncio.ensure_future(self.store.mark_running([d.job_id for d in deliveries]))
+        ahead = [(d, 1) for d in deliveries if d.first and not _past(d.deadline_at, now)]
+        early = asyncio.ensure_future(self._run_model(ahead)) if ahead else None
+        try:
+            started = await marking
+        except BaseException:
+            if early is not None:
+                early.cancel()
+                await asyncio.gather(early, return_exceptions=True)
+            raise
         finishes: list[Finish] = []
         runnable: list[tuple[Delivery, int]] = []
         created: dict[str, float] = {}
         started_at: list[float] = []
-        now = time.time()
         for delivery, (attempts, created_at) in zip(deliveries, started, strict=True):
             if created_at is not None:
                 created[delivery.job_id] = created_at
@@ -281,7 +303,7 @@ class StreamConsumer:
             elif attempts > self.config.max_attempts:
                 reason = f"gave up after {self.config.max_attempts} attempts"
                 finishes.append(Finish(delivery.entry_id, delivery.job_id, "dead", reason))
-            elif delivery.deadline_at is not None and delivery.deadline_at < now:
+            elif _past(delivery.deadline_at, now):
                 finishes.append(
                     Finish(delivery.entry_id, delivery.job_id, "expired", "deadline passed")
                 )
@@ -290,6 +312,10 @@ class StreamConsumer:
                 if created_at is not None:
                     started_at.append(created_at)
         metrics.jobs_started(started_at, now)
+        if early is not None:
+            ran = {finish.entry_id: finish for finish in await early}
+            finishes += [ran[d.entry_id] for d, _ in runnable if d.entry_id in ran]
+            runnable = [(d, attempts) for d, attempts in runnable if d.entry_id not in ran]
         if runnable:
             finishes += await self._run_model(runnable)
         if finishes:
@@ -297,6 +323,9 @@ class StreamConsumer:
             made_final = await self.store.finish_batch(finishes, finished_at)
             if self.on_final is not None and made_final:
                 self.on_final(finishes, made_final, finished_at)
+                # The waiters it woke answer first, before this consumer's bookkeeping
+                # and its next read.
+                await asyncio.sleep(0)
             _record_finished(finishes, made_final, created)
             expected = sum(finish.outcome != "retry" for finish in finishes)
             if len(made_final) < expected:

@@ -141,7 +141,10 @@ async def await_final(
         if remaining <= 0:
             break
         try:
-            await asyncio.wait_for(woken.wait(), remaining)
+            # A timeout scope, not wait_for: wait_for wraps the wait in a task of its own, and
+            # its waking takes two more turns of the event loop.
+            async with asyncio.timeout(remaining):
+                await woken.wait()
         except TimeoutError:
             break
         woken.clear()

@@ -4,7 +4,8 @@ deadlines, backpressure, idempotency, micro-batching, long-poll and `Prefer: wai
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 import redis
@@ -52,15 +53,68 @@ def test_a_job_delivered_more_than_max_attempts_is_not_run_again(
 ) -> None:
     """A poison job that kills its worker every time is never acknowledged: its deliveries
     are counted when it starts, and the one after MAX_ATTEMPTS fails it without running it."""
-    client = make_client(worker_concurrency=0, max_attempts=2)
+    client = make_client(worker_concurrency=0, max_attempts=2, claim_idle_ms=50)
     prediction_id = submit(client)
-    redis_client.hset(f"pred:job:{prediction_id}", "attempts", 2)  # two deliveries died
+    # Two deliveries died: the entry is left pending on a consumer that is gone.
+    redis_client.xgroup_create("pred:stream", GROUP, id="0")
+    redis_client.xreadgroup(GROUP, "died", {"pred:stream": ">"}, count=1)
+    redis_client.hset(f"pred:job:{prediction_id}", "attempts", 2)
+    time.sleep(0.1)  # past CLAIM_IDLE_MS: the next consumer reclaims it
     pool = drain_with_one_consumer(client)
+    assert pool.consumers[0].stats.reclaimed == 1
     body = client.get(f"/predict/{prediction_id}").json()
     assert body["status"] == "failed"
     assert body["reason"] == "gave up after 2 attempts"
     assert pool.consumers[0].stats.jobs == 0  # the model never saw it
     assert redis_client.xlen("pred:dead") == 1
+
+
+class AttemptsSeen:
+    """A model that fails its first call and records, at each call, the attempts that the
+    job's hash held when the model started (the test's one job is the only one in Redis)."""
+
+    name = "attempts-seen"
+    version = "1"
+    input_type = str
+    example_input = "x"
+
+    def __init__(self, redis_client: redis.Redis) -> None:
+        self.redis = redis_client
+        self.seen: list[object] = []
+
+    async def predict_batch(self, inputs: Sequence[Any]) -> list[str]:
+        [key] = self.redis.keys("pred:job:*")
+        self.seen.append(self.redis.hget(key, "attempts"))
+        if len(self.seen) == 1:
+            raise RuntimeError("first call fails")
+        return ["ok" for _ in inputs]
+
+
+def test_a_first_delivery_runs_while_its_attempt_is_counted_and_a_retry_after(
+    make_client: Callable[..., TestClient], redis_client: redis.Redis
+) -> None:
+    """A new job has no attempts to count yet: the model starts while its marking round trip
+    is in flight (it sees the attempts still at 0). A retried job runs only once its attempt
+    is counted, so that MAX_ATTEMPTS holds."""
+    model = AttemptsSeen(redis_client)
+    client = make_client(model, max_attempts=3)
+    prediction_id = submit(client)
+    body = client.get(f"/predict/{prediction_id}?wait=10").json()
+    assert body["status"] == "succeeded", body
+    assert model.seen == [b"0", b"2"]
+
+
+def test_a_first_delivery_whose_job_is_gone_runs_but_writes_nothing(
+    make_client: Callable[..., TestClient], redis_client: redis.Redis
+) -> None:
+    client = make_client(worker_concurrency=0)
+    prediction_id = submit(client)
+    redis_client.delete(f"pred:job:{prediction_id}")  # expired or deleted while queued
+    pool = drain_with_one_consumer(client)
+    assert pool.consumers[0].stats.jobs == 1  # it ran, before the marking said it was gone
+    assert redis_client.exists(f"pred:job:{prediction_id}") == 0  # its result was dropped
+    assert redis_client.xpending("pred:stream", GROUP)["pending"] == 0
+    assert client.get(f"/predict/{prediction_id}").status_code == 404
 
 
 def drain_with_one_consumer(client: TestClient) -> ConsumerPool:

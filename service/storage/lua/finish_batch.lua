@@ -3,7 +3,9 @@
 --       entry id, job id, outcome (succeeded|failed|expired|retry|dead|gone), result or error.
 -- The XACK reply decides: only the delivery that acknowledges an entry first writes its
 -- outcome, so a job completed twice (a slow consumer and the one that reclaimed it) has one
--- result. 'retry' re-queues the job as a new entry; 'dead' is 'failed' plus a dead letter.
+-- result. 'retry' re-queues the job as a new entry, marked 'retry' (a consumer runs a first
+-- delivery while marking it running, a retried one only after); 'dead' is 'failed' plus a
+-- dead letter.
 -- Returns the ids of the jobs this call made final.
 redis.replicate_commands()
 local done = {}
@@ -18,7 +20,7 @@ for i = 5, #KEYS do
       if exists then
         local job = redis.call('HMGET', key, 'input', 'deadline_at')
         redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*',
-                   'id', job_id, 'input', job[1], 'deadline_at', job[2] or '')
+                   'id', job_id, 'input', job[1], 'deadline_at', job[2] or '', 'retry', '1')
         redis.call('HSET', key, 'status', 'queued', 'error', value)
       else
         done[#done + 1] = job_id
