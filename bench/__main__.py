@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: tuple[history.HistoryEntry, ...] = ()
     if full:
         commit, dirty = history.git_state(ROOT)
-        host = history.machine(results.meta.placement)
+        host = history.machine(results.meta.placement, results.meta.idle_states)
         history.append(cfg.history, history.entry(results, commit, dirty, datetime.now(UTC), host))
         runs = tuple(history.load(cfg.history))
         history.write_github_action_benchmark(out, results)

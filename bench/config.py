@@ -37,6 +37,8 @@ class BenchConfig(BaseSettings):
     # make bench counts instructions per request under callgrind (valgrind) for the
     # instruction bar; 0 skips it (the bar is then "not measured").
     instructions: bool = True
+    # Cores kept out of deep idle states during the run (bench/idle.py), for every build.
+    keep_cores_awake: bool = True
     reports_dir: Path = Path("reports")
     # Every `make bench` appends its figures here (bench/history.py); the report draws them.
     history: Path = Path("reports/history.jsonl")

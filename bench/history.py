@@ -79,13 +79,14 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def machine(placement: str) -> dict[str, str]:
+def machine(placement: str, idle_states: str = "") -> dict[str, str]:
     return {
         "system": platform.platform(),
         "cpu": _cpu_model(),
         "cores": str(os.cpu_count()),
         "python": platform.python_version(),
         "placement": placement,
+        **({"idle_states": idle_states} if idle_states else {}),
     }
 
 

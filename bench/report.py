@@ -346,12 +346,13 @@ def render_html(
 ) -> str:
     meta = results.meta
     builds = "".join(f"<li><b>{n}</b>: {escape(TITLES[n])}</li>" for n in ORDER)
+    idle_states = f"{escape(meta.idle_states)}; " if meta.idle_states else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Benchmark {escape(meta.started)}</title>
 <style>{CSS}</style></head><body>
 <h1>Benchmark report {escape(meta.started)}</h1>
 <p><code>{escape(meta.command)}</code>, {meta.seconds:g} s; {escape(meta.placement)};
-{escape(meta.wrk)}, one thread, {meta.config.connections} connections unless said.
+{idle_states}{escape(meta.wrk)}, one thread, {meta.config.connections} connections unless said.
 Ratios are measured side by side in this run: each is the median of the ratios of the same
 round ({meta.config.rounds} interleaved rounds, the order alternating), with their range; a
 build's absolute figures are its median round's, and drift with the machine.</p>

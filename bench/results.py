@@ -255,6 +255,7 @@ class RunMeta:
     placement: str
     config: BenchConfig
     wrk: str  # wrk's version line
+    idle_states: str = ""  # whether the cores were kept awake (bench/idle.py)
 
 
 @dataclass(frozen=True, slots=True)

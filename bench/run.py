@@ -18,6 +18,7 @@ from bench.bars import bars
 from bench.builds import BUILDS, started
 from bench.config import BenchConfig
 from bench.figures import FIGURES
+from bench.idle import cores_kept_awake
 from bench.lineup import ORDER, REFERENCES, BuildName
 from bench.load import wrk_binary
 from bench.placement import Placement
@@ -340,7 +341,10 @@ def side_by_side(
     started = time.monotonic()
     fixed: FixedRateLatency | None = None
     scaled: Scaling | None = None
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp_name:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-") as tmp_name,
+        cores_kept_awake(cfg.keep_cores_awake) as idle_states,
+    ):
         tmp = Path(tmp_name)
         redis_server = EmbeddedRedis(tmp / "redis", port=free_port(), appendonly=False)
         with redis_server:
@@ -361,6 +365,7 @@ def side_by_side(
         placement=placement.describe(),
         config=cfg,
         wrk=(wrk.stdout or wrk.stderr).splitlines()[0],
+        idle_states=idle_states,
     )
     return SideBySideRun(
         builds=builds,
