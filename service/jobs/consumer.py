@@ -276,18 +276,22 @@ class StreamConsumer:
             return
         now = time.time()
         # A first delivery has no attempts to count yet, so nothing mark_running answers can
-        # keep it from running unless its job ended or vanished meanwhile: it runs while its
-        # marking is in flight, and the result of a job that must not run is dropped. A
-        # reclaimed or retried delivery runs only after its attempts were counted.
+        # keep it from running unless its job ended or vanished meanwhile: the model starts
+        # at once, in this turn of the event loop, while the marking goes out, and the result
+        # of a job that must not run is dropped. A reclaimed or retried delivery runs only
+        # after its attempts were counted.
         marking = asyncio.ensure_future(self.store.mark_running([d.job_id for d in deliveries]))
         ahead = [(d, 1) for d in deliveries if d.first and not _past(d.deadline_at, now)]
-        early = asyncio.ensure_future(self._run_model(ahead)) if ahead else None
         try:
+            ran = (
+                {finish.entry_id: finish for finish in await self._run_model(ahead)}
+                if ahead
+                else {}
+            )
             started = await marking
         except BaseException:
-            if early is not None:
-                early.cancel()
-                await asyncio.gather(early, return_exceptions=True)
+            marking.cancel()
+            await asyncio.gather(marking, return_exceptions=True)
             raise
         finishes: list[Finish] = []
         runnable: list[tuple[Delivery, int]] = []
@@ -312,8 +316,7 @@ class StreamConsumer:
                 if created_at is not None:
                     started_at.append(created_at)
         metrics.jobs_started(started_at, now)
-        if early is not None:
-            ran = {finish.entry_id: finish for finish in await early}
+        if ran:
             finishes += [ran[d.entry_id] for d, _ in runnable if d.entry_id in ran]
             runnable = [(d, attempts) for d, attempts in runnable if d.entry_id not in ran]
         if runnable:
