@@ -140,7 +140,7 @@ class StreamConsumer:
         model: Model,
         config: ConsumerConfig,
         name: str,
-        on_final: Callable[[Sequence[Finish], set[str], float], None] | None = None,
+        on_final: Callable[[Sequence[Finish], set[str], float], bool] | None = None,
     ) -> None:
         self.redis = redis
         self.store = store
@@ -324,8 +324,11 @@ class StreamConsumer:
         if finishes:
             finished_at = time.time()
             made_final = await self.store.finish_batch(finishes, finished_at)
-            if self.on_final is not None and made_final:
-                self.on_final(finishes, made_final, finished_at)
+            if (
+                self.on_final is not None
+                and made_final
+                and self.on_final(finishes, made_final, finished_at)
+            ):
                 # The waiters it woke answer first, before this consumer's bookkeeping
                 # and its next read.
                 await asyncio.sleep(0)

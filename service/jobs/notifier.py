@@ -83,12 +83,14 @@ class Notifier:
         for event in self._waiters.get(job_id, ()):
             event.set()
 
-    def made_final(self, finishes: Sequence[Finish], made_final: set[str], at: float) -> None:
+    def made_final(self, finishes: Sequence[Finish], made_final: set[str], at: float) -> bool:
         """A batch this process's consumer just finished, `made_final` the ids it made final
-        at `at`: their waiters here are told what was written (nothing is built without one)."""
+        at `at`: their waiters here are told what was written (nothing is built without one).
+        True when a waiter was woken."""
         waiters = self._waiters
         if not waiters:
-            return
+            return False
+        woke = False
         for finish in finishes:
             events = waiters.get(finish.job_id)
             if events and finish.job_id in made_final:
@@ -98,6 +100,8 @@ class Notifier:
                 for event in events:
                     event.final = state
                     event.set()
+                    woke = True
+        return woke
 
     def _wake_all(self) -> None:
         for events in self._waiters.values():
