@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     graceful_timeout_s: int = Field(30, ge=1)
+    # On SIGTERM, seconds to keep serving with /readyz at 503 before stopping (0: stop at once).
+    drain_s: float = Field(0.0, ge=0)
 
     redis_url: str | None = None
     redis_socket_timeout_s: float = Field(2.0, gt=0)

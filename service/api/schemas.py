@@ -13,6 +13,7 @@ NOT_FOUND: Final = "Prediction ID not found."
 FAILED: Final = "Prediction failed."
 EXPIRED: Final = "Prediction expired before it could run."
 STORAGE_UNAVAILABLE: Final = "Storage is unavailable; retry later."
+DRAINING: Final = "This process is stopping; retry on another."
 INTERNAL_ERROR: Final = "Internal error; it has been logged."
 IDEMPOTENCY_CONFLICT: Final = "This Idempotency-Key was already used with a different body."
 

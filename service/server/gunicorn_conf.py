@@ -20,7 +20,8 @@ bind = [f"{settings.host}:{settings.port}"]
 # same core serves fewer requests, with a worse tail.
 workers = settings.web_concurrency
 worker_class = "service.server.uvicorn_worker.Worker"
-graceful_timeout = int(settings.graceful_timeout_s)
+# A worker told to stop first drains for DRAIN_S, then has GRACEFUL_TIMEOUT_S to finish.
+graceful_timeout = int(settings.graceful_timeout_s + settings.drain_s + 1)
 timeout = 60
 # A request on a new connection costs about twice one on a kept-alive connection. 5 s keeps a
 # client's connection across short pauses; behind a load balancer, set it above the balancer's

@@ -36,6 +36,8 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
+from service.lifecycle import draining
+
 # The ASGI extension, and the key of an `http.response.start` message that carries the block:
 # header lines (`name: value\r\n` each), lower-case names, written after the server's own.
 PREENCODED_HEADERS: Final = "service.preencoded_headers"
@@ -105,11 +107,35 @@ class ServiceHttpProtocol(HttpToolsProtocol):
     head_bytes: ClassVar[int] = HeadLimits().head_bytes
     field_size: ClassVar[int] = HeadLimits().field_size
 
+    # A connection with no request in hand when the server stops may have one on its way
+    # (accepted just before the listener closed, or kept alive by a client about to send):
+    # closed at once, its client would read a reset. It gets this long to arrive, and is
+    # answered with `Connection: close`.
+    shutdown_grace_s: ClassVar[float] = 0.5
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_bytes = 0
         self._reading_head = True
         self._refusal: tuple[int, str] | None = None
+        self._stopping = False
         super().connection_made(transport)
+
+    def shutdown(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        if self.cycle is None or self.cycle.response_complete:
+            self.loop.call_later(self.shutdown_grace_s, self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def _close_if_idle(self) -> None:
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
+        else:
+            self.cycle.keep_alive = False
 
     def data_received(self, data: bytes) -> None:
         if self._reading_head:
@@ -171,7 +197,11 @@ class ServiceHttpProtocol(HttpToolsProtocol):
             default_headers=self.server_state.default_headers,
             message_event=asyncio.Event(),
             expect_100_continue=self.expect_100_continue,
-            keep_alive=http_version != "1.0" and parser.should_keep_alive(),
+            # A draining or stopping process closes each connection after its answer
+            # (service/lifecycle.py).
+            keep_alive=http_version != "1.0"
+            and parser.should_keep_alive()
+            and not (draining() or self._stopping),
             on_response=self.on_response_complete,
         )
         if existing_cycle is None or existing_cycle.response_complete:

@@ -2,8 +2,9 @@ from fastapi import APIRouter, Response
 from redis.exceptions import RedisError
 
 from service.api.responses import json_response
-from service.api.schemas import STORAGE_UNAVAILABLE, ErrorBody, Health
+from service.api.schemas import DRAINING, STORAGE_UNAVAILABLE, ErrorBody, Health
 from service.api.services import ServicesDep
+from service.lifecycle import draining
 
 router = APIRouter(tags=["health"])
 
@@ -16,10 +17,18 @@ async def healthz() -> Response:
 @router.get(
     "/readyz",
     response_model=Health,
-    summary="Redis answers",
-    responses={503: {"model": ErrorBody, "description": "Redis does not answer."}},
+    summary="Redis answers, and the process is not draining",
+    responses={
+        503: {
+            "model": ErrorBody,
+            "description": "Redis does not answer, or the process was told to stop and is "
+            "serving out its drain period (DRAIN_S).",
+        }
+    },
 )
 async def readyz(services: ServicesDep) -> Response:
+    if draining():
+        return json_response(503, {"error": DRAINING})
     try:
         await services.redis.ping()
     except (RedisError, OSError):
