@@ -167,15 +167,16 @@ def test_the_configuration_is_valid_settings_but_the_placeholder_key_is_refused(
     assert Settings.model_validate(values).redis_url == environment["REDIS_URL"]
 
 
-def test_api_and_workers_share_their_configuration() -> None:
+def test_api_and_workers_share_their_configuration_but_only_workers_consume() -> None:
     objects = rendered()
-    api, worker = (
-        configuration(objects, container(objects, "api")),
-        configuration(objects, container(objects, "worker")),
-    )
-    shared = set(api) & set(worker)
-    assert {"KEY_PREFIX", "REDIS_URL", "MODEL"} <= shared
-    assert {name: api[name] for name in shared} == {name: worker[name] for name in shared}
+    api = configuration(objects, container(objects, "api"))
+    worker = configuration(objects, container(objects, "worker"))
+    assert {"KEY_PREFIX", "REDIS_URL", "MODEL"} <= set(api) & set(worker)
+    assert {k: v for k, v in api.items() if k not in ("WORKER_CONCURRENCY", "HOST", "PORT")} == {
+        k: v for k, v in worker.items() if k != "WORKER_CONCURRENCY"
+    }
+    assert setting(api, "WORKER_CONCURRENCY") == 0
+    assert setting(worker, "WORKER_CONCURRENCY") > 0
 
 
 def test_the_scaler_reads_the_stream_and_group_the_workers_consume() -> None:
