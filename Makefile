@@ -13,10 +13,10 @@ DOCS_PORT ?= 8000
 
 export MODEL_PATH
 
-.PHONY: help venv run worker test test-quick bench bench-settings bench-instructions bench-compare bench-micro bench-micro-baseline gate gate-baseline lint fmt model lock locust loadtest prometheus up down clean
+.PHONY: help venv run worker test test-quick bench bench-settings bench-instructions bench-compare bench-micro bench-micro-baseline gate gate-baseline k8s-validate lint fmt model lock locust loadtest prometheus up down clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # The virtualenv is built from the hashed lock file, and rebuilt when the lock file changes.
 $(STAMP): requirements-dev.lock
@@ -92,6 +92,11 @@ bench-micro-baseline: $(STAMP) ## Save the micro-benchmarks as the baseline benc
 gate-baseline: $(STAMP) ## Count the instructions again into bench/instructions.toml and show the diff to commit
 	$(BIN)/python -m bench baseline
 	@git --no-pager diff -- bench/instructions.toml
+
+# kubectl's kustomize renders each overlay of deploy/kubernetes; every object is validated
+# offline against the Kubernetes schemas (or KEDA's CRDs) and checked against the service.
+k8s-validate: $(STAMP) ## Render the Kubernetes manifests (kubectl) and validate them offline, strictly
+	$(BIN)/pytest -q -p no:cacheprovider tests/deploy/test_kubernetes.py
 
 lint: $(STAMP) ## ruff, mypy --strict, and the import layers (lint-imports)
 	$(BIN)/ruff check .

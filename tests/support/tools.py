@@ -1,5 +1,5 @@
-"""Outside tools the tests need (Debian packages): skipped when missing on a workstation,
-never skipped in CI, where .ci/run installs them."""
+"""Outside tools the tests need: skipped when missing on a workstation, never skipped in CI,
+where .ci/run installs the Debian packages among them."""
 
 import os
 import shutil
@@ -8,10 +8,14 @@ import pytest
 
 
 def require(tool: str, package: str) -> str:
+    return require_installed(tool, f"Debian package {package}; .ci/run installs it")
+
+
+def require_installed(tool: str, where_from: str) -> str:
     path = shutil.which(tool)
     if path is not None:
         return path
-    message = f"{tool} is not installed (Debian package {package}; .ci/run installs it)"
+    message = f"{tool} is not installed ({where_from})"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
