@@ -172,9 +172,9 @@ def test_api_and_workers_share_their_configuration_but_only_workers_consume() ->
     api = configuration(objects, container(objects, "api"))
     worker = configuration(objects, container(objects, "worker"))
     assert {"KEY_PREFIX", "REDIS_URL", "MODEL"} <= set(api) & set(worker)
-    assert {k: v for k, v in api.items() if k not in ("WORKER_CONCURRENCY", "HOST", "PORT")} == {
-        k: v for k, v in worker.items() if k != "WORKER_CONCURRENCY"
-    }
+    assert {
+        k: v for k, v in api.items() if k not in ("WORKER_CONCURRENCY", "HOST", "PORT", "DRAIN_S")
+    } == {k: v for k, v in worker.items() if k != "WORKER_CONCURRENCY"}
     assert setting(api, "WORKER_CONCURRENCY") == 0
     assert setting(worker, "WORKER_CONCURRENCY") > 0
 
@@ -230,7 +230,17 @@ def test_the_grace_period_outlasts_the_graceful_timeout(deployment: str) -> None
     objects = rendered()
     environment = configuration(objects, container(objects, deployment))
     pod = one(objects, "Deployment", deployment)["spec"]["template"]["spec"]
-    assert pod["terminationGracePeriodSeconds"] > setting(environment, "GRACEFUL_TIMEOUT_S") + 5
+    # gunicorn's graceful timeout (service/server/gunicorn_conf.py), and 5 s of margin.
+    stopping_s = setting(environment, "DRAIN_S") + setting(environment, "GRACEFUL_TIMEOUT_S") + 1
+    assert pod["terminationGracePeriodSeconds"] > stopping_s + 5
+
+
+def test_the_api_drains_until_its_readiness_probe_has_failed() -> None:
+    objects = rendered()
+    environment = configuration(objects, container(objects, "api"))
+    probe = container(objects, "api")["readinessProbe"]
+    fails_within_s = probe["periodSeconds"] * probe["failureThreshold"]
+    assert setting(environment, "DRAIN_S") >= fails_within_s + 5
 
 
 def dockerfile_uid() -> int:
