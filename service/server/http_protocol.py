@@ -17,10 +17,11 @@ and keep no time; gunicorn's `timeout` is the master's heartbeat check on a work
 on a request. So a client that sends one header line every few seconds holds a connection (a
 file descriptor and its buffers) for as long as it likes. Here a request's head must be whole
 within `header_s` of its first byte (of the connection's opening, for its first request), and
-its body within `body_s` of the end of its head; past that the server answers 408 (or, if a
-response to that request has begun, closes) and closes the connection. The timers are loop
-timers armed only when a data chunk leaves a request unfinished, and cancelled when it is
-finished: a request that arrives in one chunk, the usual case, arms none.
+its body within `body_s` of the end of its head; past that the server answers 408 and closes
+the connection (only closes it, if a response to that request has begun). The timers are the
+event loop's: one armed when a connection opens, cancelled by its first head, and one more
+only when a data chunk leaves a request unfinished, cancelled when it is finished; a request
+that arrives in one chunk on a kept-alive connection, the usual case, arms none.
 
 Pre-encoded headers. uvicorn checks every header of every response with two regular
 expressions and encodes it anew. The headers the service sends on every answer (its security
