@@ -58,6 +58,12 @@ HTTP_IN_FLIGHT: Final = Gauge(
     "HTTP requests being served right now, over all workers.",
     multiprocess_mode="livesum",
 )
+HTTP_CONNECTIONS_TIMED_OUT: Final = Counter(
+    "http_connections_timed_out_total",
+    "Connections closed because a request's head or body did not arrive in time (answered 408"
+    " unless a response had begun), by the part that was late.",
+    ["phase"],
+)
 
 # Async jobs (recorded by the queue's submit path and its workers)
 JOBS_SUBMITTED: Final = Counter(
@@ -287,6 +293,11 @@ def jobs_reclaimed(count: int) -> None:
 
 def job_dead_lettered() -> None:
     BUFFER.inc(JOBS_DEAD_LETTERED)
+
+
+def connection_timed_out(phase: str) -> None:
+    """A connection cut because its request's `head` or `body` was late."""
+    BUFFER.inc(HTTP_CONNECTIONS_TIMED_OUT.labels(phase))
 
 
 def queue_sampled(backlog: int, oldest_age_s: float) -> None:

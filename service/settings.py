@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     # uvicorn's limit on open connections plus running requests per worker, past which it
     # answers 503 (None: no limit; docs/benchmarks.md says why that is the default).
     limit_concurrency: int | None = Field(None, ge=1)
+    # Time for a request's head to arrive (from its first byte, or from the connection's
+    # opening), and for its body (from the end of its head); past it the answer is 408.
+    # A head fits in one packet: 10 s leaves room for TCP's retransmissions on a lossy link
+    # (1 + 2 + 4 s). A body is at most MAX_BODY_BYTES (1 MiB): 30 s is 35 KB/s.
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(30.0, gt=0)
     fast_paths: bool = True
     redis_server_bin: Path | None = None
     data_dir: Path = Path(".data")

@@ -1,5 +1,6 @@
 """The service's HTTP/1.1 protocol: uvicorn's httptools protocol, with limits on a request's
-head and a cheaper way to write the headers every response carries.
+head, time limits on reading a request, and a cheaper way to write the headers every response
+carries.
 
 Limits. uvicorn's httptools protocol has none of its own: it buffers a URL or a header value of
 any length and any number of headers, so a client could make a worker hold megabytes per
@@ -7,6 +8,20 @@ connection. gunicorn's `limit_request_line`, `limit_request_fields` and
 `limit_request_field_size` only apply to its own workers; this protocol applies them to
 uvicorn's, with gunicorn's meaning (0 is no limit) and its defaults. A request past them is
 answered 414 or 431 and its connection closed, before it reaches the app.
+
+Read timeouts. Nothing in the stack bounds the time a request takes to arrive: uvicorn's only
+timer on an HTTP connection is its keep-alive timeout, armed when a response completes and
+cancelled by the next byte received (`on_response_complete`, `data_received`); a connection
+that has just opened, or is sending a head or a body, has none. httptools and h11 are parsers
+and keep no time; gunicorn's `timeout` is the master's heartbeat check on a worker, not a limit
+on a request. So a client that sends one header line every few seconds holds a connection (a
+file descriptor and its buffers) for as long as it likes. Here a request's head must be whole
+within `header_s` of its first byte (of the connection's opening, for its first request), and
+its body within `body_s` of the end of its head; past that the server answers 408 and closes
+the connection (only closes it, if a response to that request has begun). The timers are the
+event loop's: one armed when a connection opens, cancelled by its first head, and one more
+only when a data chunk leaves a request unfinished, cancelled when it is finished; a request
+that arrives in one chunk on a kept-alive connection, the usual case, arms none.
 
 Pre-encoded headers. uvicorn checks every header of every response with two regular
 expressions and encodes it anew. The headers the service sends on every answer (its security
@@ -45,7 +60,11 @@ EXTENSIONS: Final[dict[str, dict[str, object]]] = {PREENCODED_HEADERS: {}}
 # Blocks are constants of an app; a few distinct ones are remembered as checked.
 _MAX_CHECKED_BLOCKS = 64
 
-_REASONS = {414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+_REASONS = {
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +82,21 @@ class HeadLimits:
         """Most bytes a head within the limits can take, with its line ends: a single header
         value that never ends is cut off here, since the parser only hands over whole ones."""
         return min(sys.maxsize, self.request_line + self.fields * (self.field_size + 2) + 4)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTimeouts:
+    header_s: float = 10.0
+    body_s: float = 30.0
+
+
+def _count_cut(phase: str) -> None:
+    # Imported here, never at the top: gunicorn's master imports this module (it loads the
+    # worker class) before PROMETHEUS_MULTIPROC_DIR is set, which prometheus_client reads at
+    # import. By the first cut, a worker has imported it long since.
+    from service.metrics import connection_timed_out
+
+    connection_timed_out(phase)
 
 
 class _HeadTooLargeError(Exception):
@@ -106,6 +140,7 @@ class ServiceHttpProtocol(HttpToolsProtocol):
     # limits.head_bytes and limits.field_size, read on every request.
     head_bytes: ClassVar[int] = HeadLimits().head_bytes
     field_size: ClassVar[int] = HeadLimits().field_size
+    timeouts: ClassVar[ReadTimeouts] = ReadTimeouts()
 
     # A connection with no request in hand when the server stops may have one on its way
     # (accepted just before the listener closed, or kept alive by a client about to send):
@@ -119,6 +154,14 @@ class ServiceHttpProtocol(HttpToolsProtocol):
         self._refusal: tuple[int, str] | None = None
         self._stopping = False
         super().connection_made(transport)
+        # The first request's head is timed from the connection's opening: a client that
+        # connects and sends nothing is cut off too (uvicorn arms no timer until a response).
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._arm_read_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_read_timer()
+        super().connection_lost(exc)
 
     def shutdown(self) -> None:
         if self._stopping:
@@ -145,9 +188,52 @@ class ServiceHttpProtocol(HttpToolsProtocol):
                 self.send_400_response("")
                 return
         _data_received(self, data)
+        # A request left unfinished by this chunk: its head (bytes counted since the last
+        # request ended) or its body (the head is parsed). A chunk that ends a request and
+        # begins the next counts no bytes of the next: that connection is closed by the
+        # keep-alive timeout, which uvicorn arms when the response is done, unless more comes.
+        if (
+            self._read_timer is None
+            and (self._head_bytes or not self._reading_head)
+            and not self.transport.is_closing()
+        ):
+            self._arm_read_timer()
+
+    def _arm_read_timer(self) -> None:
+        self._read_timer = self.loop.call_later(
+            self.timeouts.header_s if self._reading_head else self.timeouts.body_s,
+            self._read_timed_out,
+        )
+
+    def _cancel_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if self.transport.is_closing():
+            return
+        if self.flow.read_paused:
+            # The server stopped reading (a pipelined request waits, or the app has not taken
+            # the body so far): the client is not the slow one.
+            self._arm_read_timer()
+            return
+        if not self._reading_head:
+            _count_cut("body")
+            if self.cycle.response_started:
+                self.transport.close()
+                return
+            self._refusal = (408, "The request's body did not arrive in time.")
+        else:
+            _count_cut("head")
+            self._refusal = (408, "The request's head did not arrive in time.")
+        self.send_400_response("")
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
+        if self._read_timer is not None:
+            self._cancel_read_timer()
         limits = self.limits
         if len(self.url) > limits.request_line:
             self._refuse(414, f"The URL is longer than {limits.request_line} bytes.")
@@ -214,6 +300,8 @@ class ServiceHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._reading_head = True
         self._head_bytes = 0
+        if self._read_timer is not None:
+            self._cancel_read_timer()
         _on_message_complete(self)
 
     def _refuse(self, status: int, message: str) -> None:
@@ -350,9 +438,16 @@ class ResponseCycle(RequestResponseCycle):
             self.on_response()
 
 
-def service_protocol(limits: HeadLimits) -> type[ServiceHttpProtocol]:
+def service_protocol(
+    limits: HeadLimits, timeouts: ReadTimeouts = ReadTimeouts()
+) -> type[ServiceHttpProtocol]:
     return type(
         "ServiceHttpProtocol",
         (ServiceHttpProtocol,),
-        {"limits": limits, "head_bytes": limits.head_bytes, "field_size": limits.field_size},
+        {
+            "limits": limits,
+            "head_bytes": limits.head_bytes,
+            "field_size": limits.field_size,
+            "timeouts": timeouts,
+        },
     )

@@ -9,7 +9,7 @@ from uvicorn import Config, Server
 from uvicorn_worker import UvicornWorker
 
 from service.lifecycle import begin_draining
-from service.server.http_protocol import HeadLimits, service_protocol
+from service.server.http_protocol import HeadLimits, ReadTimeouts, service_protocol
 from service.settings import Settings
 
 
@@ -18,7 +18,8 @@ class Worker(UvicornWorker):  # type: ignore[misc]
 
     `lifespan: on` makes a failed start-up (no Redis URL, a missing model artifact) stop the
     worker loudly instead of serving errors. The parser enforces gunicorn's request-head
-    limits (service/server/http_protocol.py), which uvicorn alone would ignore.
+    limits and times a request's head and body (service/server/http_protocol.py), which
+    uvicorn alone would not.
     """
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
@@ -35,8 +36,9 @@ class Worker(UvicornWorker):  # type: ignore[misc]
             self.cfg.limit_request_fields,
             self.cfg.limit_request_field_size,
         )
-        self.config.http = service_protocol(limits)
         settings = Settings()
+        timeouts = ReadTimeouts(settings.header_timeout_s, settings.body_timeout_s)
+        self.config.http = service_protocol(limits, timeouts)
         self.config.limit_concurrency = settings.limit_concurrency
         self.drain_s = settings.drain_s
 
