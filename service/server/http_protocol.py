@@ -168,17 +168,15 @@ class ServiceHttpProtocol(HttpToolsProtocol):
             return
         self._stopping = True
         if self.cycle is None or self.cycle.response_complete:
-            self.loop.call_later(self.shutdown_grace_s, self._close_if_idle)
+            self.loop.call_later(self.shutdown_grace_s, self._shut_down_after_grace)
         else:
-            self.cycle.keep_alive = False
+            super().shutdown()
 
-    def _close_if_idle(self) -> None:
-        if self.transport.is_closing():
-            return
-        if self.cycle is None or self.cycle.response_complete:
-            self.transport.close()
-        else:
-            self.cycle.keep_alive = False
+    def _shut_down_after_grace(self) -> None:
+        # uvicorn's own shutdown, once the grace is over: it closes an idle connection, and
+        # lets one whose request arrived meanwhile finish its answer first.
+        if not self.transport.is_closing():
+            super().shutdown()
 
     def data_received(self, data: bytes) -> None:
         if self._reading_head:

@@ -18,6 +18,7 @@ from prometheus_client.samples import Sample
 from service.metrics import FLUSH_EVERY_S
 from service.server.embedded_redis import EmbeddedRedis
 from service.server.process import ServerProcess
+from tests.support.metrics import scraped_total
 from tests.support.served import serve
 
 pytestmark = pytest.mark.served
@@ -38,10 +39,6 @@ def scrape(served: ServerProcess, name: str) -> list[Sample]:
         for sample in family.samples
         if sample.name == name
     ]
-
-
-def scraped_total(served: ServerProcess, name: str, labels: dict[str, str]) -> float:
-    return sum(s.value for s in scrape(served, name) if s.labels.items() >= labels.items())
 
 
 def per_worker(directory: Path, kind: str, name: str, labels: dict[str, str]) -> dict[int, float]:
@@ -97,7 +94,7 @@ def test_two_workers_report_the_same_total_whichever_answers(
         assert sum(counts.values()) == sent
 
         for _ in range(10):
-            assert scraped_total(served, "http_requests_total", PREDICT_OK) == sent
+            assert scraped_total(served.url, "http_requests_total", PREDICT_OK) == sent
             assert live_worker_pids(served) == set(counts)
 
 
@@ -134,7 +131,7 @@ def test_a_killed_worker_keeps_its_counts_and_drops_its_in_flight_requests(
             time.sleep(0.05)
             in_flight = per_worker(metrics_dir, "gauge_livesum", "http_requests_in_flight", {})
         victim = max(in_flight, key=lambda pid: in_flight[pid])
-        answered = scraped_total(served, "http_requests_total", {})
+        answered = scraped_total(served.url, "http_requests_total", {})
 
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 30
@@ -148,6 +145,6 @@ def test_a_killed_worker_keeps_its_counts_and_drops_its_in_flight_requests(
         assert scraped_in_flight.value == hanging - in_flight[victim] + 1
         # Its counters are kept: totals never go backwards when a worker dies.
         assert (metrics_dir / f"counter_{victim}.db").exists()
-        assert scraped_total(served, "http_requests_total", {}) > answered
+        assert scraped_total(served.url, "http_requests_total", {}) > answered
     for thread in threads:
         thread.join(timeout=30)
