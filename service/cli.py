@@ -57,7 +57,8 @@ def train_iris(path: Path) -> int:
 
 
 def acl(user: str) -> int:
-    print(acl_line(user, Settings().key_prefix))
+    settings = Settings()  # on a Cluster (REDIS_URL=redis+cluster://...), its commands too
+    print(acl_line(user, settings.key_prefix, cluster=settings.redis_mode == "cluster"))
     return 0
 
 

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.redis_url import Mode, RedisTarget, parse_redis_url
+
 # A guessable key is no key: refuse short ones at start-up.
 MIN_API_KEY_CHARS = 16
 
@@ -25,7 +27,18 @@ class Settings(BaseSettings):
     # On SIGTERM, seconds to keep serving with /readyz at 503 before stopping (0: stop at once).
     drain_s: float = Field(0.0, ge=0)
 
+    # One setting per topology: redis://, redis+sentinel://, redis+cluster://
+    # (service/redis_url.py).
     redis_url: str | None = None
+    redis_sentinel_password: str | None = Field(None, repr=False)
+    # Shards of the job queue (streams, each in a hash slot of its own). 0: on a Cluster, one
+    # per seed node that REDIS_URL lists (list the primaries), else 1. Every process of a
+    # deployment must use the same count: it is read from configuration, never from Redis.
+    stream_shards: int = Field(0, ge=0, le=1024)
+    # Before answering 202, wait until this many replicas have the submit (WAIT); a submit
+    # they did not confirm within REDIS_WAIT_TIMEOUT_MS is answered 503. 0: do not wait.
+    redis_wait_replicas: int = Field(0, ge=0)
+    redis_wait_timeout_ms: int = Field(500, ge=1)
     redis_socket_timeout_s: float = Field(2.0, gt=0)
     redis_max_connections: int = Field(64, ge=1)
     redis_autopipeline: bool = True
@@ -128,9 +141,34 @@ class Settings(BaseSettings):
     def _known_scheme(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        parse_redis_url(value)  # a RedisUrlError (a ValueError) names the setting and the fault
         return value
+
+    @property
+    def redis_target(self) -> RedisTarget | None:
+        return parse_redis_url(self.redis_url) if self.redis_url is not None else None
+
+    @property
+    def redis_mode(self) -> Mode:
+        target = self.redis_target
+        return target.mode if target is not None else "single"
+
+    @property
+    def effective_stream_shards(self) -> int:
+        if self.stream_shards:
+            return self.stream_shards
+        target = self.redis_target
+        return len(target.hosts) if target is not None and target.mode == "cluster" else 1
+
+    @model_validator(mode="after")
+    def _cluster_needs_the_stream_backend(self) -> Self:
+        if self.redis_mode != "cluster":
+            return self
+        if self.async_backend != "stream":
+            raise ValueError("ASYNC_BACKEND=background needs a single Redis, not a Cluster")
+        if self.redis_wait_replicas and not self.redis_autopipeline:
+            raise ValueError("REDIS_WAIT_REPLICAS on a Cluster needs REDIS_AUTOPIPELINE=true")
+        return self
 
     @field_validator("key_prefix")
     @classmethod

@@ -5,13 +5,17 @@ from typing import Any
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from redis.cluster import RedisCluster
 
 from service.api.app import create_app
 from service.models.base import Model
 from service.models.iris import train
 from service.server.embedded_redis import EmbeddedRedis
 from service.server.process import free_port
+from service.server.redis_topology import LocalCluster
 from service.settings import Settings
+from service.storage.keys import Keys
+from tests.support.topologies import cluster_client, require_redis_7
 
 
 @pytest.fixture(scope="session")
@@ -22,18 +26,66 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
         yield server
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "both_topologies: run the test on a single Redis and on a 3-primary Redis Cluster",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked both_topologies runs twice: the same test, not a copy, on each."""
+    if "topology" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_topologies"
+    ):
+        metafunc.parametrize("topology", ["single", "cluster"], scope="session")
+
+
+@pytest.fixture(scope="session")
+def topology() -> str:
+    """A single Redis, unless the test is marked both_topologies (then each in turn)."""
+    return "single"
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One real 3-primary, 3-replica Redis Cluster for the session, started by the tests."""
+    require_redis_7()
+    with LocalCluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
 @pytest.fixture
-def redis_url(redis_server: EmbeddedRedis) -> str:
-    """The session's Redis, emptied: it is ours, started above, so flushing it is safe."""
-    with redis.Redis.from_url(redis_server.url) as client:
-        client.flushall()
-    return redis_server.url
+def redis_url(topology: str, request: pytest.FixtureRequest) -> str:
+    """The session's Redis (or Cluster), emptied: it is ours, started above, so flushing it
+    is safe."""
+    if topology == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        with cluster_client(cluster.url) as client:
+            client.flushall(target_nodes=RedisCluster.PRIMARIES)
+        return cluster.url
+    server: EmbeddedRedis = request.getfixturevalue("redis_server")
+    with redis.Redis.from_url(server.url) as single:
+        single.flushall()
+    return server.url
 
 
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    with redis.Redis.from_url(redis_url) as client:
-        yield client
+    """A client of the test's Redis; on a Cluster, a RedisCluster (it takes the same calls)."""
+    if redis_url.startswith("redis+cluster://"):
+        with cluster_client(redis_url) as client:
+            yield client
+        return
+    with redis.Redis.from_url(redis_url) as single:
+        yield single
+
+
+@pytest.fixture
+def keys(topology: str) -> Keys:
+    """The names the service uses on the test's topology (three shards on the Cluster)."""
+    cluster = topology == "cluster"
+    return Keys("pred:", shards=3 if cluster else 1, tagged=cluster)
 
 
 @pytest.fixture

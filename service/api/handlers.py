@@ -4,7 +4,7 @@ FastAPI routes (which also make the OpenAPI document) and the fast paths both ca
 import re
 import time
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -110,7 +110,7 @@ class PredictionHandlers:
         deadline_at = time.time() + parsed.deadline_s if parsed.deadline_s else None
         wait_s = preferred_wait_s(headers, settings.max_wait_s) if "prefer" in headers else None
 
-        job_id = uuid4()
+        job_id = services.store.new_job_id(idempotency_key, owner)
         # Registered before the submit, so a completion between it and the wait still wakes.
         woken = services.notifier.add_waiter(job_id) if wait_s is not None else None
         try:

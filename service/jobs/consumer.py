@@ -1,7 +1,8 @@
 """Stream consumers: they run inside the API processes (WORKER_CONCURRENCY each) or standalone,
 on any host that reaches Redis: `python -m service worker` (`make worker`).
 
-Each consumer reads batches from the job stream's consumer group, marks them running, calls the
+Each consumer reads batches from the consumer group of one shard's job stream (every shard has
+WORKER_CONCURRENCY consumers in each process, so none starves), marks them running, calls the
 model once per batch, and finishes the batch in one round trip. Entries a dead consumer left
 pending are reclaimed with XAUTOCLAIM after CLAIM_IDLE_MS; each delivery is counted, and a job
 that used up MAX_ATTEMPTS is failed into the dead-letter stream.
@@ -27,7 +28,7 @@ from service.jobs.store import FINAL_STATUS, Finish, JobStore, Outcome
 from service.models.base import Model
 from service.settings import Settings
 from service.storage import scripts
-from service.storage.keys import GROUP, Keys
+from service.storage.keys import GROUP, Shard
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class StreamConsumer:
         self,
         redis: Redis,
         store: JobStore,
-        keys: Keys,
+        shard: Shard,
         model: Model,
         config: ConsumerConfig,
         name: str,
@@ -144,7 +145,7 @@ class StreamConsumer:
     ) -> None:
         self.redis = redis
         self.store = store
-        self.keys = keys
+        self.shard = shard  # the one stream this consumer reads
         self.model = model
         self.config = config
         self.name = name
@@ -192,7 +193,7 @@ class StreamConsumer:
         if self._group_ready:
             return
         try:
-            await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
+            await self.redis.xgroup_create(self.shard.stream, GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -227,7 +228,7 @@ class StreamConsumer:
 
     async def _read(self, count: int, block_ms: int) -> list[Delivery | tuple[bytes, None]]:
         reply = await self.redis.xreadgroup(
-            GROUP, self.name, {self.keys.stream: ">"}, count=count, block=block_ms
+            GROUP, self.name, {self.shard.stream: ">"}, count=count, block=block_ms
         )
         if not reply:
             return []
@@ -238,7 +239,7 @@ class StreamConsumer:
 
     async def _reclaim(self) -> list[Delivery | tuple[bytes, None]]:
         reply = await self.redis.xautoclaim(
-            self.keys.stream,
+            self.shard.stream,
             GROUP,
             self.name,
             min_idle_time=self.config.claim_idle_ms,
@@ -261,7 +262,7 @@ class StreamConsumer:
         the group does not grow with every restart."""
         threshold_ms = max(60_000, 4 * self.config.claim_idle_ms)
         forgotten = await self._forget_idle(
-            keys=[self.keys.stream], args=[GROUP, threshold_ms, self.name]
+            keys=[self.shard.stream], args=[GROUP, threshold_ms, self.name]
         )
         if forgotten:
             logger.info("event=consumers_forgotten consumer=%s count=%d", self.name, forgotten)
@@ -271,7 +272,7 @@ class StreamConsumer:
         trimmed = [item[0] for item in batch if not isinstance(item, Delivery)]
         if trimmed:
             # Nothing to run or report for an entry without fields: acknowledge it away.
-            await self.redis.xack(self.keys.stream, GROUP, *trimmed)
+            await self.redis.xack(self.shard.stream, GROUP, *trimmed)
         if not deliveries:
             return
         now = time.time()
@@ -323,7 +324,7 @@ class StreamConsumer:
             finishes += await self._run_model(runnable)
         if finishes:
             finished_at = time.time()
-            made_final = await self.store.finish_batch(finishes, finished_at)
+            made_final = await self.store.finish_batch(self.shard, finishes, finished_at)
             if (
                 self.on_final is not None
                 and made_final
@@ -392,7 +393,9 @@ class StreamConsumer:
         async def heartbeat() -> None:
             while not done.is_set():
                 with contextlib.suppress(RedisError, OSError):
-                    await self.redis.xclaim(self.keys.stream, GROUP, self.name, 0, ids, justid=True)
+                    await self.redis.xclaim(
+                        self.shard.stream, GROUP, self.name, 0, ids, justid=True
+                    )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), interval_s)
                     return
@@ -414,7 +417,7 @@ class StreamConsumer:
 
 
 class ConsumerPool:
-    """WORKER_CONCURRENCY consumers in one process, started and stopped together."""
+    """WORKER_CONCURRENCY consumers per shard in one process, started and stopped together."""
 
     def __init__(self, consumers: list[StreamConsumer]) -> None:
         self.consumers = consumers

@@ -1,4 +1,5 @@
-"""Completion notices for the waiters of one process, over ONE pub/sub subscription.
+"""Completion notices for the waiters of one process, over ONE pub/sub subscription (on a
+Cluster, one sharded subscription, SSUBSCRIBE, per shard, on the node that owns its slot).
 
 Long-polls and `Prefer: wait` register a waiter per job; the reader task wakes them when the
 job's id is published. A waiter re-reads the job hash after a wake-up, so a notice lost while
@@ -14,9 +15,12 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from typing import cast
 from uuid import UUID
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
+from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from service.jobs.store import FinalState, Finish, Job, JobStore, final_job, final_state
@@ -32,12 +36,14 @@ class Waiter(asyncio.Event):
 
 
 class Notifier:
-    def __init__(self, redis: Redis, channel: str) -> None:
+    def __init__(self, redis: Redis, channels: Sequence[str], *, sharded: bool = False) -> None:
         self.redis = redis
-        self.channel = channel
+        self.channels = list(channels)
+        self.sharded = sharded
         self._waiters: defaultdict[str, set[Waiter]] = defaultdict(set)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing = asyncio.Event()
+        self._up: set[str] = set()  # the subscriptions that are up
         self.subscribed = asyncio.Event()
 
     @property
@@ -45,14 +51,20 @@ class Notifier:
         return sum(len(events) for events in self._waiters.values())
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="notifier")
+        if self.sharded:
+            self._tasks = [
+                asyncio.create_task(self._run([channel]), name=f"notifier-{channel}")
+                for channel in self.channels
+            ]
+        else:
+            self._tasks = [asyncio.create_task(self._run(self.channels), name="notifier")]
 
     async def close(self) -> None:
         # Stopped by a flag the reader checks between reads of at most a second: a
         # cancellation inside a Redis read can be taken for a timeout and swallowed there.
         self._closing.set()
-        if self._task is not None:
-            await self._task
+        for task in self._tasks:
+            await task
 
     @contextlib.contextmanager
     def watch(self, job_id: UUID) -> Iterator[Waiter]:
@@ -108,27 +120,65 @@ class Notifier:
             for event in events:
                 event.set()
 
-    async def _run(self) -> None:
+    async def _pubsub(self, channel: str, refresh: bool) -> PubSub:
+        if not self.sharded:
+            return self.redis.pubsub()
+        # A connection of its own to the primary that owns the channel's slot now.
+        cluster = cast(RedisCluster, self.redis)
+        if refresh:
+            await cluster.nodes_manager.initialize()
+        else:
+            await cluster.initialize()  # reads the slot map once, if no command has yet
+        node = cluster.get_node_from_key(channel)
+        if node is None:
+            raise RedisConnectionError(f"no node serves the slot of {channel}")
+        pool = ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+        return PubSub(pool)
+
+    async def _run(self, channels: list[str]) -> None:
         backoff = 0.05
+        name = ",".join(channels)
+        refresh = False
         while not self._closing.is_set():
             try:
-                async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(self.channel)
-                    self.subscribed.set()
+                async with await self._pubsub(channels[0], refresh) as pubsub:
+                    if self.sharded:
+                        await pubsub.ssubscribe(*channels)
+                    else:
+                        await pubsub.subscribe(*channels)
+                    self._mark(name, up=True)
                     backoff = 0.05
                     # Notices published while unsubscribed are gone: let every waiter re-check.
                     self._wake_all()
                     while not self._closing.is_set():
                         message = await pubsub.get_message(timeout=0.5)
-                        if message is not None and message["type"] == "message":
+                        if message is None:
+                            continue
+                        kind = message["type"]
+                        if kind in ("message", "smessage"):
                             for job_id in message["data"].decode().split(","):
                                 self._wake(job_id)
+                        elif kind == "sunsubscribe":
+                            # The slot moved to another node (resharding or failover).
+                            raise RedisConnectionError("the shard channel moved")
             except (RedisError, OSError) as exc:
-                self.subscribed.clear()
+                self._mark(name, up=False)
+                refresh = True
                 logger.warning("event=notifier_disconnected error=%s", type(exc).__name__)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._closing.wait(), backoff)
                 backoff = min(backoff * 2, 2.0)
+        self._mark(name, up=False)
+
+    def _mark(self, name: str, *, up: bool) -> None:
+        if up:
+            self._up.add(name)
+        else:
+            self._up.discard(name)
+        if len(self._up) == len(self._tasks):
+            self.subscribed.set()
+        else:
+            self.subscribed.clear()
 
 
 async def await_final(

@@ -13,7 +13,7 @@ from service.jobs.notifier import Notifier
 from service.jobs.store import JobStore
 from service.models.base import Model
 from service.settings import Settings
-from service.storage.connection import create_redis
+from service.storage.connection import close_redis, create_redis
 from service.storage.keys import Keys
 
 
@@ -28,33 +28,45 @@ class JobRuntime:
             if settings.redis_autopipeline
             else self.redis
         )
-        self.keys = Keys(settings.key_prefix)
+        cluster = settings.redis_mode == "cluster"
+        self.keys = Keys(
+            settings.key_prefix, shards=settings.effective_stream_shards, tagged=cluster
+        )
         self.store = JobStore(
             self.fast,
             self.keys,
             settings.result_ttl_s,
             stream_maxlen=settings.effective_stream_maxlen,
+            wait_replicas=settings.redis_wait_replicas,
+            wait_timeout_ms=settings.redis_wait_timeout_ms,
+            sharded_pubsub=cluster,
         )
-        self.notifier = Notifier(self.redis, self.keys.done_channel)
+        self.notifier = Notifier(
+            self.redis, [shard.done_channel for shard in self.keys.shards], sharded=cluster
+        )
         self.backend: AsyncBackend
         if settings.async_backend == "background":
             self.backend = BackgroundBackend(self.store, model, log_inputs=settings.log_inputs)
             consumers = 0
         else:
             sample_every_s = settings.queue_sample_s if settings.metrics_enabled else 0
-            self.backend = StreamBackend(self.store, settings.max_queue, sample_every_s)
+            # Admission is per shard (one atomic check in the shard's slot): each takes its
+            # share of MAX_QUEUE.
+            per_shard = -(-settings.max_queue // len(self.keys.shards))
+            self.backend = StreamBackend(self.store, per_shard, sample_every_s)
         config = ConsumerConfig.from_settings(settings)
         self.consumers = ConsumerPool(
             [
                 StreamConsumer(
                     self.redis,
                     self.store,
-                    self.keys,
+                    shard,
                     model,
                     config,
                     consumer_name(i),
                     on_final=self.notifier.made_final,
                 )
+                for shard in self.keys.shards
                 for i in range(consumers)
             ]
         )
@@ -74,6 +86,6 @@ class JobRuntime:
         await self.backend.close()
         await self.consumers.stop(self.settings.graceful_timeout_s)
         await self.notifier.close()
-        await self.redis.aclose()
+        await close_redis(self.redis)
         if self.fast is not self.redis:
-            await self.fast.aclose()
+            await close_redis(self.fast)

@@ -1,6 +1,7 @@
 """The job hash: one Redis hash per prediction, keyed by its id, expiring after RESULT_TTL_S,
 and the atomic steps of a job's life (submit, start, finish), one round trip each."""
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
@@ -15,7 +16,8 @@ from redis.typing import FieldT
 
 from service.jobs.status import JobStatus
 from service.storage import scripts
-from service.storage.keys import GROUP, Keys
+from service.storage.keys import GROUP, Keys, Shard
+from service.storage.replication import call_then_wait
 
 Outcome = Literal["succeeded", "failed", "expired", "retry", "dead", "gone"]
 
@@ -102,7 +104,7 @@ def final_job(job: Job, state: FinalState) -> Job:
 class Admission:
     """What the submit script decided."""
 
-    verdict: Literal["ok", "full", "duplicate", "conflict"]
+    verdict: Literal["ok", "full", "duplicate", "conflict", "unreplicated"]
     backlog: int = 0
     completed: int = 0
     existing_id: UUID | None = None
@@ -131,16 +133,30 @@ class JobStore:
         *,
         stream_maxlen: int = 100_000,
         dead_letter_maxlen: int = 10_000,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 500,
+        sharded_pubsub: bool = False,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl_s = ttl_s
         self.stream_maxlen = stream_maxlen
         self.dead_letter_maxlen = dead_letter_maxlen
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        # SPUBLISH on a Cluster: a notice goes to the subscribers of the channel's shard, not
+        # to every node of the cluster as PUBLISH does.
+        self.publish_command = "SPUBLISH" if sharded_pubsub else "PUBLISH"
         self._submit = redis.register_script(scripts.SUBMIT)
         self._mark_running = redis.register_script(scripts.MARK_RUNNING)
         self._finish_batch = redis.register_script(scripts.FINISH_BATCH)
         self._sample_queue = redis.register_script(scripts.SAMPLE_QUEUE)
+
+    def new_job_id(self, idempotency_key: str | None = None, owner: str | None = None) -> UUID:
+        """An id for a new job, naming the shard it goes to: the one an Idempotency-Key
+        names, so that a replay finds its record, or else any."""
+        digest = self.keys.idempotency_digest(idempotency_key, owner) if idempotency_key else None
+        return self.keys.new_job_id(self.keys.shard_for(digest))
 
     async def submit(
         self,
@@ -154,16 +170,20 @@ class JobStore:
         owner: str | None = None,
     ) -> Admission:
         """One round trip: admission, the job hash (with its owner) and its TTL, the stream
-        entry, the idempotency record, atomically."""
+        entry, the idempotency record, atomically, all in the slot of the job's shard (named
+        by its id, from `new_job_id`). With REDIS_WAIT_REPLICAS, a WAIT follows on the same
+        connection, in the same write: 'unreplicated' when the replicas did not confirm."""
         text = str(job_id)
+        shard = self.keys.shard_of(job_id)
+        if shard is None:
+            raise ValueError(f"job id {text} names no shard: make it with new_job_id")
         job_key = self.keys.job(text)
-        keys = (
-            job_key,
-            self.keys.stream,
-            self.keys.backlog,
-            self.keys.completed,
-            self.keys.idempotency(idempotency_key, owner) if idempotency_key else job_key,
+        idempotency = (
+            self.keys.idempotency(self.keys.idempotency_digest(idempotency_key, owner), shard)
+            if idempotency_key
+            else job_key
         )
+        keys = (job_key, shard.stream, shard.backlog, shard.completed, idempotency)
         args = (
             text,
             input_json,
@@ -176,15 +196,30 @@ class JobStore:
             "1" if enqueue else "0",
             owner or "",
         )
+        command = ("EVALSHA", self._submit.sha, 5, *keys, *args)
         try:
-            # EVALSHA itself: redis-py's Script call is one more coroutine (and an import) per
-            # submit; it is what loads the script into a Redis that does not have it yet.
-            reply = await self.redis.execute_command(  # type: ignore[no-untyped-call]
-                "EVALSHA", self._submit.sha, 5, *keys, *args
-            )
+            if self.wait_replicas:
+                reply, replicas = await call_then_wait(
+                    self.redis, command, shard.slot, self.wait_replicas, self.wait_timeout_ms
+                )
+            else:
+                # EVALSHA itself: redis-py's Script call is one more coroutine (and an import)
+                # per submit; it is what loads the script into a Redis that lacks it.
+                reply = await self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
         except NoScriptError:
-            reply = await self._submit(keys=keys, args=args)
+            await self.redis.script_load(scripts.SUBMIT)
+            return await self.submit(
+                job_id,
+                input_json,
+                enqueue=enqueue,
+                max_queue=max_queue,
+                deadline_at=deadline_at,
+                idempotency_key=idempotency_key,
+                owner=owner,
+            )
         verdict = reply[0].decode()
+        if self.wait_replicas and verdict == "ok" and replicas < self.wait_replicas:
+            return Admission("unreplicated", backlog=int(reply[1]))
         if verdict in ("duplicate", "conflict"):
             return Admission(verdict, existing_id=UUID(reply[1].decode()))
         if verdict == "full":
@@ -202,6 +237,7 @@ class JobStore:
         return job if job.owner == owner else None
 
     async def mark_running(self, job_ids: Sequence[str]) -> list[tuple[int, float | None]]:
+        # The jobs of a batch come from one shard's stream: their hashes share its slot.
         """One round trip for a batch: per job (attempts including this one, created_at);
         attempts is -1 for a job already final and -2 for one whose hash is gone."""
         reply = await self._mark_running(
@@ -209,33 +245,39 @@ class JobStore:
         )
         return [(int(attempts), float(created) if created else None) for attempts, created in reply]
 
-    async def finish_batch(self, finishes: Sequence[Finish], now: float) -> set[str]:
-        """One round trip for a batch: results, XACK, dead letters, counters and the
-        completion notice, finished at `now` (epoch s). Returns the ids of the jobs this call
-        made final."""
+    async def finish_batch(self, shard: Shard, finishes: Sequence[Finish], now: float) -> set[str]:
+        """One round trip for a batch of one shard: results, XACK, dead letters, counters and
+        the completion notice, finished at `now` (epoch s). Returns the ids of the jobs this
+        call made final."""
         args: list[FieldT] = [
             GROUP,
             self.ttl_s,
             repr(now),
-            self.keys.done_channel,
+            shard.done_channel,
             self.stream_maxlen,
             self.dead_letter_maxlen,
+            self.publish_command,
         ]
         for finish in finishes:
             args += [finish.entry_id, finish.job_id, finish.outcome, finish.value]
-        keys = [self.keys.stream, self.keys.backlog, self.keys.completed, self.keys.dead_letters]
+        keys = [shard.stream, shard.backlog, shard.completed, shard.dead_letters]
         keys += [self.keys.job(finish.job_id) for finish in finishes]
         made_final = await self._finish_batch(keys=keys, args=args)
         return {job_id.decode() for job_id in made_final}
 
     async def sample_queue(self) -> tuple[int, float | None]:
-        """One round trip: the backlog, and the enqueue time (epoch s) of the oldest job not
-        yet final, from its stream id, or None when there is none."""
-        backlog, *ids = await self._sample_queue(
-            keys=[self.keys.stream, self.keys.backlog], args=[GROUP]
+        """One round trip per shard, concurrently: the backlog of all shards, and the enqueue
+        time (epoch s) of the oldest job not yet final, from its stream id, or None when there
+        is none."""
+        replies = await asyncio.gather(
+            *(
+                self._sample_queue(keys=[shard.stream, shard.backlog], args=[GROUP])
+                for shard in self.keys.shards
+            )
         )
-        stamps = [int(entry_id.split(b"-")[0]) for entry_id in ids if entry_id]
-        return int(backlog), min(stamps) / 1000 if stamps else None
+        backlog = sum(int(reply[0]) for reply in replies)
+        stamps = [int(entry.split(b"-")[0]) for reply in replies for entry in reply[1:] if entry]
+        return backlog, min(stamps) / 1000 if stamps else None
 
     async def finish(
         self,
@@ -248,6 +290,7 @@ class JobStore:
         """A job that never went through the stream (the background backend): one round trip;
         the TTL restarts so a result is kept RESULT_TTL_S after it exists."""
         key = self.keys.job(job_id)
+        shard = self.keys.shard_of(job_id) or self.keys.shards[0]
         fields: dict[FieldT, FieldT] = {"status": status.value, "finished_at": repr(time.time())}
         if result is not None:
             fields["result"] = result
@@ -256,6 +299,6 @@ class JobStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=fields)
             pipe.expire(key, self.ttl_s)
-            pipe.incr(self.keys.completed)
-            pipe.publish(self.keys.done_channel, str(job_id))
+            pipe.incr(shard.completed)
+            pipe.publish(shard.done_channel, str(job_id))
             await pipe.execute()

@@ -22,6 +22,7 @@ SERVICE_COMMANDS = (
     "xack",
     "subscribe",
     "unsubscribe",
+    "wait",  # REDIS_WAIT_REPLICAS
     # what the scripts run (service/storage/lua/)
     "get",
     "set",
@@ -43,9 +44,21 @@ SERVICE_COMMANDS = (
     "publish",
     "time",
 )
+# On a Redis Cluster (7+; Redis 6.2 knows no sharded pub/sub, and refuses rules naming it):
+# the slot map, redirections and sharded pub/sub. Each node of the Cluster takes the rule.
+CLUSTER_COMMANDS = (
+    "cluster|slots",
+    "cluster|shards",
+    "command",
+    "asking",
+    "readonly",
+    "ssubscribe",
+    "sunsubscribe",
+    "spublish",
+)
 
 
-def acl_rules(password: str, prefix: str) -> list[str]:
+def acl_rules(password: str, prefix: str, *, cluster: bool = False) -> list[str]:
     """`ACL SETUSER <user>` arguments: on, the password, the prefix's keys and channels,
     every command refused but the service's own. Channel patterns (`&`) exist from Redis 6.2,
     where `reset` grants all channels (acl-pubsub-default allchannels; Redis 7 grants none)
@@ -59,9 +72,10 @@ def acl_rules(password: str, prefix: str) -> list[str]:
         f"&{prefix}*",
         "-@all",
         *(f"+{command}" for command in SERVICE_COMMANDS),
+        *(f"+{command}" for command in CLUSTER_COMMANDS if cluster),
     ]
 
 
-def acl_line(user: str, prefix: str) -> str:
+def acl_line(user: str, prefix: str, *, cluster: bool = False) -> str:
     """The rule as a line of an ACL file, with a placeholder for the password."""
-    return " ".join(["user", user, *acl_rules("<password>", prefix)])
+    return " ".join(["user", user, *acl_rules("<password>", prefix, cluster=cluster)])

@@ -10,7 +10,7 @@ would hold up every caller behind it (consumers and pub/sub use the ordinary poo
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, cast
@@ -21,7 +21,7 @@ from redis._parsers.base import BaseParser
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse, RedisError, ResponseError
+from redis.exceptions import InvalidResponse, ReadOnlyError, RedisError, ResponseError
 from redis.typing import EncodableT
 
 _EMPTY_RESPONSE = "EMPTY_RESPONSE"  # redis-py's option names, as its parse_response reads them
@@ -50,11 +50,17 @@ def _pack(connection: AbstractConnection, args: Sequence[EncodableT]) -> bytes:
     return packed
 
 
+class CommandNotSentError(RedisConnectionError):
+    """The command never reached Redis (no connection could be opened, or the write failed
+    before any byte left): unlike a connection lost with the command in flight, it is safe to
+    send it again, elsewhere."""
+
+
 class AutoPipeline:
     """One connection; everything submitted in an event-loop iteration is one write."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
-        self._pool = pool
+    def __init__(self, make_connection: Callable[[], AbstractConnection]) -> None:
+        self._make_connection = make_connection
         self._connection: AbstractConnection | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._queued: list[tuple[Sequence[EncodableT], asyncio.Future[Any]]] = []
@@ -63,6 +69,8 @@ class AutoPipeline:
         self._reader: asyncio.Task[None] | None = None
         self._flush_scheduled = False
         self._closed = False
+        # One WAIT, sent after the writes of the next flush, for all who asked for it.
+        self._wait: tuple[int, int, asyncio.Future[Any]] | None = None
         self.stats = PipelineStats()
 
     def submit(self, args: Sequence[EncodableT]) -> asyncio.Future[Any]:
@@ -72,20 +80,41 @@ class AutoPipeline:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queued.append((args, future))
+        self._schedule(loop)
+        return future
+
+    def submit_wait(self, replicas: int, timeout_ms: int) -> asyncio.Future[Any]:
+        """The reply of a WAIT sent after every command queued until the next write: the
+        number of replicas that have them all (service/storage/replication.py)."""
+        if self._closed:
+            raise RedisConnectionError("the auto-pipeline is closed")
+        loop = asyncio.get_running_loop()
+        if self._wait is None:
+            self._wait = (replicas, timeout_ms, loop.create_future())
+        else:
+            wanted, waited, future = self._wait
+            self._wait = (max(wanted, replicas), max(waited, timeout_ms), future)
+        self._schedule(loop)
+        return self._wait[2]
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
-        return future
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not self._queued:
+        if not self._queued and self._wait is None:
             return
         connection = self._connection
         if connection is None or not connection.is_connected:
             if self._connecting is None:
                 self._connecting = asyncio.create_task(self._connect())
             return  # _connect flushes what queued up meanwhile
+        if self._wait is not None:  # last: it covers every write before it
+            replicas, timeout_ms, waited = self._wait
+            self._wait = None
+            self._queued.append((("WAIT", replicas, timeout_ms), waited))
         batch, self._queued = self._queued, []
         live = [(args, future) for args, future in batch if not future.cancelled()]
         if not live:
@@ -99,7 +128,7 @@ class AutoPipeline:
             # The write is synchronous so that the FIFO of futures has the order of the bytes.
             writer.write(packed)
         except Exception as exc:
-            self._fail([future for _, future in live], RedisConnectionError(str(exc)))
+            self._fail([future for _, future in live], CommandNotSentError(str(exc)))
             self._reset(exc)
             return
         self._in_flight.extend(future for _, future in live)
@@ -109,11 +138,14 @@ class AutoPipeline:
 
     async def _connect(self) -> None:
         try:
-            connection: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+            connection = self._make_connection()
             await connection.connect()  # type: ignore[no-untyped-call]
         except (RedisError, OSError) as exc:
-            queued, self._queued = self._queued, []
-            self._fail([future for _, future in queued], exc)
+            queued, self._queued = [future for _, future in self._queued], []
+            if self._wait is not None:
+                queued.append(self._wait[2])
+                self._wait = None
+            self._fail(queued, CommandNotSentError(str(exc)))
             return
         finally:
             self._connecting = None
@@ -158,6 +190,12 @@ class AutoPipeline:
             future = in_flight.popleft()
             if future.done():  # its caller was cancelled; the reply is read and dropped
                 continue
+            if isinstance(reply, ReadOnlyError):
+                # A primary demoted to a replica (Sentinel failed over): the next connection
+                # asks where the primary is now.
+                future.set_exception(reply)
+                self._reset(reply)
+                return
             if isinstance(reply, ResponseError):
                 future.set_exception(reply)
             elif isinstance(reply, RedisConnectionError):
@@ -190,6 +228,23 @@ class AutoPipeline:
                 await self._reader
 
 
+async def parsed(
+    callbacks: Mapping[Any, Any],
+    command_name: str,
+    response: Any,
+    options: dict[str, Any],
+) -> Any:
+    """A raw reply through redis-py's response callback for its command, as redis-py's own
+    path parses it (without the options that only steer that path)."""
+    for name in (_EMPTY_RESPONSE, _NEVER_DECODE, "keys"):
+        options.pop(name, None)
+    callback = callbacks.get(command_name)
+    if callback is None:
+        return response
+    result = callback(response, **options)
+    return await result if asyncio.iscoroutine(result) else result
+
+
 class AutoPipelinedRedis(Redis):
     """A redis.asyncio client whose commands go through an AutoPipeline; `pipeline()` and
     everything else that takes a pooled connection work as usual."""
@@ -204,14 +259,12 @@ class AutoPipelinedRedis(Redis):
         cls, pool: ConnectionPool, observe: Callable[[str, float], None] | None = None
     ) -> "AutoPipelinedRedis":
         client = cast(AutoPipelinedRedis, cls.from_pool(pool))
-        client.autopipeline = AutoPipeline(pool)
+        client.autopipeline = AutoPipeline(pool.make_connection)
         client.observe = observe
         return client
 
     async def execute_command(self, *args: EncodableT, **options: Any) -> Any:
         command_name = str(args[0])
-        options.pop("keys", None)
-        options.pop(_NEVER_DECODE, None)  # the client never decodes (decode_responses=False)
         observe = self.observe
         start = perf_counter()
         try:
@@ -223,12 +276,7 @@ class AutoPipelinedRedis(Redis):
         finally:
             if observe is not None:
                 observe(command_name, perf_counter() - start)
-        options.pop(_EMPTY_RESPONSE, None)
-        callback = self.response_callbacks.get(command_name)
-        if callback is None:
-            return response
-        result = callback(response, **options)
-        return await result if asyncio.iscoroutine(result) else result
+        return await parsed(self.response_callbacks, command_name, response, options)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         await self.autopipeline.close()

@@ -1,9 +1,11 @@
-"""The durable stream backend, in-process against a real Redis: attempts and dead letters,
-deadlines, backpressure, idempotency, micro-batching, long-poll and `Prefer: wait`."""
+"""The durable stream backend, in-process against a real Redis and a real 3-primary Redis
+Cluster (each test runs on both): attempts and dead letters, deadlines, backpressure,
+idempotency, micro-batching, long-poll and `Prefer: wait`."""
 
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,9 +15,12 @@ from fastapi.testclient import TestClient
 
 from service.jobs.backends.stream import retry_after_s
 from service.jobs.consumer import ConsumerConfig, ConsumerPool, StreamConsumer
-from service.storage.keys import GROUP
+from service.storage.keys import GROUP, Keys
 from tests.support.apps import FailingModel, in_app, services_of
 from tests.support.http import ASYNC, BODY
+from tests.support.topologies import dead_letters, job_keys, pending, stream_length, total
+
+pytestmark = pytest.mark.both_topologies
 
 
 def submit(client: TestClient, body: object = BODY, **headers: str) -> str:
@@ -26,7 +31,7 @@ def submit(client: TestClient, body: object = BODY, **headers: str) -> str:
 
 
 def test_a_model_that_always_raises_ends_failed_and_dead_lettered(
-    make_client: Callable[..., TestClient], redis_client: redis.Redis
+    make_client: Callable[..., TestClient], redis_client: redis.Redis, keys: Keys
 ) -> None:
     model = FailingModel()
     client = make_client(model, max_attempts=3)
@@ -36,37 +41,37 @@ def test_a_model_that_always_raises_ends_failed_and_dead_lettered(
     assert body["error"] == "Prediction failed."
     assert body["reason"] == "RuntimeError"
     assert model.calls == 3
-    letters = redis_client.xrange("pred:dead")
-    assert letters is not None
-    [(_, letter)] = letters
+    [(_, letter)] = dead_letters(redis_client, keys)
     assert letter is not None
     assert letter[b"id"] == prediction_id.encode()
     assert letter[b"attempts"] == b"3"
     assert letter[b"input"] == b'"some_input_data"'
-    assert redis_client.hget(f"pred:job:{prediction_id}", "attempts") == b"3"
-    assert redis_client.get("pred:backlog") == b"0"
-    assert redis_client.xpending("pred:stream", GROUP)["pending"] == 0
+    assert redis_client.hget(keys.job(prediction_id), "attempts") == b"3"
+    assert total(redis_client, keys, "backlog") == 0
+    assert pending(redis_client, keys) == 0
 
 
 def test_a_job_delivered_more_than_max_attempts_is_not_run_again(
-    make_client: Callable[..., TestClient], redis_client: redis.Redis
+    make_client: Callable[..., TestClient], redis_client: redis.Redis, keys: Keys
 ) -> None:
     """A poison job that kills its worker every time is never acknowledged: its deliveries
     are counted when it starts, and the one after MAX_ATTEMPTS fails it without running it."""
     client = make_client(worker_concurrency=0, max_attempts=2, claim_idle_ms=50)
     prediction_id = submit(client)
     # Two deliveries died: the entry is left pending on a consumer that is gone.
-    redis_client.xgroup_create("pred:stream", GROUP, id="0")
-    redis_client.xreadgroup(GROUP, "died", {"pred:stream": ">"}, count=1)
-    redis_client.hset(f"pred:job:{prediction_id}", "attempts", 2)
+    shard = keys.shard_of(prediction_id)
+    assert shard is not None
+    redis_client.xgroup_create(shard.stream, GROUP, id="0")
+    redis_client.xreadgroup(GROUP, "died", {shard.stream: ">"}, count=1)
+    redis_client.hset(keys.job(prediction_id), "attempts", 2)
     time.sleep(0.1)  # past CLAIM_IDLE_MS: the next consumer reclaims it
     pool = drain_with_one_consumer(client)
-    assert pool.consumers[0].stats.reclaimed == 1
+    assert sum(consumer.stats.reclaimed for consumer in pool.consumers) == 1
     body = client.get(f"/predict/{prediction_id}").json()
     assert body["status"] == "failed"
     assert body["reason"] == "gave up after 2 attempts"
-    assert pool.consumers[0].stats.jobs == 0  # the model never saw it
-    assert redis_client.xlen("pred:dead") == 1
+    assert sum(consumer.stats.jobs for consumer in pool.consumers) == 0  # never run
+    assert len(dead_letters(redis_client, keys)) == 1
 
 
 class AttemptsSeen:
@@ -83,7 +88,7 @@ class AttemptsSeen:
         self.seen: list[object] = []
 
     async def predict_batch(self, inputs: Sequence[Any]) -> list[str]:
-        [key] = self.redis.keys("pred:job:*")
+        [key] = job_keys(self.redis)
         self.seen.append(self.redis.hget(key, "attempts"))
         if len(self.seen) == 1:
             raise RuntimeError("first call fails")
@@ -105,50 +110,56 @@ def test_a_first_delivery_runs_while_its_attempt_is_counted_and_a_retry_after(
 
 
 def test_a_first_delivery_whose_job_is_gone_runs_but_writes_nothing(
-    make_client: Callable[..., TestClient], redis_client: redis.Redis
+    make_client: Callable[..., TestClient], redis_client: redis.Redis, keys: Keys
 ) -> None:
     client = make_client(worker_concurrency=0)
     prediction_id = submit(client)
-    redis_client.delete(f"pred:job:{prediction_id}")  # expired or deleted while queued
+    redis_client.delete(keys.job(prediction_id))  # expired or deleted while queued
     pool = drain_with_one_consumer(client)
-    assert pool.consumers[0].stats.jobs == 1  # it ran, before the marking said it was gone
-    assert redis_client.exists(f"pred:job:{prediction_id}") == 0  # its result was dropped
-    assert redis_client.xpending("pred:stream", GROUP)["pending"] == 0
+    # It ran, before the marking said it was gone.
+    assert sum(consumer.stats.jobs for consumer in pool.consumers) == 1
+    assert redis_client.exists(keys.job(prediction_id)) == 0  # its result was dropped
+    assert pending(redis_client, keys) == 0
     assert client.get(f"/predict/{prediction_id}").status_code == 404
 
 
 def drain_with_one_consumer(client: TestClient) -> ConsumerPool:
-    """A consumer of the app's own, run on its loop until the backlog is empty; its stats
-    are the deterministic counts the tests read."""
+    """One consumer of the app's own per shard, run on its loop until every backlog is
+    empty; their stats are the deterministic counts the tests read."""
     services = services_of(client)
     config = ConsumerConfig.from_settings(services.settings)
-    consumer = StreamConsumer(
-        services.redis, services.store, services.store.keys, services.model, config, "test-0"
-    )
-    pool = ConsumerPool([consumer])
+    consumers = [
+        StreamConsumer(services.redis, services.store, shard, services.model, config, "test-0")
+        for shard in services.store.keys.shards
+    ]
+    pool = ConsumerPool(consumers)
     in_app(client, lambda: _run_until_idle(pool))
     return pool
 
 
 async def _run_until_idle(pool: ConsumerPool) -> None:
     pool.start()
-    consumer = pool.consumers[0]
     for _ in range(200):
         await asyncio.sleep(0.02)
-        backlog = await consumer.redis.get(consumer.keys.backlog)
-        if backlog in (b"0", None):
+        backlogs = [await c.redis.get(c.shard.backlog) for c in pool.consumers]
+        if all(backlog in (b"0", None) for backlog in backlogs):
             break
     await pool.stop(5)
 
 
 def test_micro_batching_gives_the_model_full_batches(
-    make_client: Callable[..., TestClient], redis_client: redis.Redis
+    make_client: Callable[..., TestClient], keys: Keys
 ) -> None:
     client = make_client(worker_concurrency=0, max_batch_size=32)
     ids = [submit(client) for _ in range(100)]
     pool = drain_with_one_consumer(client)
-    stats = pool.consumers[0].stats
-    assert (stats.jobs, stats.batches, stats.largest_batch) == (100, 4, 32)
+    # Each shard's consumer takes its shard's jobs in batches of 32 and one for the rest.
+    per_shard = Counter(shard.index for shard in map(keys.shard_of, ids) if shard is not None)
+    for consumer in pool.consumers:
+        queued = per_shard[consumer.shard.index]
+        stats = consumer.stats
+        assert (stats.jobs, stats.batches) == (queued, -(-queued // 32))
+        assert stats.largest_batch == min(queued, 32)
     assert all(client.get(f"/predict/{i}").json()["status"] == "succeeded" for i in ids)
 
 
@@ -164,7 +175,7 @@ def test_a_job_past_its_deadline_expires_without_running(
     assert expired["status"] == "expired"
     assert expired["error"] == "Prediction expired before it could run."
     assert client.get(f"/predict/{timely}").json()["status"] == "succeeded"
-    assert pool.consumers[0].stats.jobs == 1
+    assert sum(consumer.stats.jobs for consumer in pool.consumers) == 1
 
 
 @pytest.mark.parametrize("deadline", [0, -1, "soon", 10**9])
@@ -175,19 +186,20 @@ def test_bad_deadlines_are_422(client: TestClient, deadline: object) -> None:
 
 
 def test_past_max_queue_submits_get_429_with_retry_after(
-    make_client: Callable[..., TestClient], redis_client: redis.Redis
+    make_client: Callable[..., TestClient], redis_client: redis.Redis, keys: Keys
 ) -> None:
-    client = make_client(worker_concurrency=0, max_queue=5)
-    for _ in range(5):
-        submit(client)
-    for _ in range(3):
-        refused = client.post("/predict", json=BODY, headers=ASYNC)
-        assert refused.status_code == 429
-        assert int(refused.headers["retry-after"]) >= 1
-        assert "queue is full" in refused.json()["error"]
-    assert redis_client.xlen("pred:stream") == 5
-    assert redis_client.get("pred:backlog") == b"5"
-    assert len(redis_client.keys("pred:job:*")) == 5  # a refused job leaves nothing behind
+    """Admission is per shard, each taking its share of MAX_QUEUE (2 of 6 on 3 shards)."""
+    client = make_client(worker_concurrency=0, max_queue=6)
+    answers = [client.post("/predict", json=BODY, headers=ASYNC) for _ in range(60)]
+    assert sum(answer.status_code == 202 for answer in answers) == 6
+    refused = [answer for answer in answers if answer.status_code != 202]
+    assert {answer.status_code for answer in refused} == {429}
+    for answer in refused:
+        assert int(answer.headers["retry-after"]) >= 1
+        assert "queue is full" in answer.json()["error"]
+    assert stream_length(redis_client, keys) == 6
+    assert total(redis_client, keys, "backlog") == 6
+    assert len(job_keys(redis_client)) == 6  # a refused job leaves nothing behind
     # The synchronous path is not queued, so it is not refused.
     assert client.post("/predict", json=BODY).status_code == 200
 
@@ -201,18 +213,18 @@ def test_retry_after_follows_the_backlog_and_the_completion_rate() -> None:
 
 
 def test_the_stream_stays_capped(
-    make_client: Callable[..., TestClient], redis_client: redis.Redis
+    make_client: Callable[..., TestClient], redis_client: redis.Redis, keys: Keys
 ) -> None:
     client = make_client(max_queue=10, stream_maxlen=20)
     for _ in range(300):
         prediction_id = submit(client)
         client.get(f"/predict/{prediction_id}?wait=5")
     # MAXLEN ~ trims whole radix-tree nodes (100 entries by default), so the cap is approximate.
-    assert redis_client.xlen("pred:stream") <= 20 + 100
+    assert all(redis_client.xlen(shard.stream) <= 20 + 100 for shard in keys.shards)
 
 
 def test_idempotency_key_returns_the_same_prediction(
-    make_client: Callable[..., TestClient], redis_client: redis.Redis
+    make_client: Callable[..., TestClient], redis_client: redis.Redis, keys: Keys
 ) -> None:
     client = make_client(worker_concurrency=0)
     first = client.post("/predict", json=BODY, headers={**ASYNC, "Idempotency-Key": "order-42"})
@@ -220,13 +232,13 @@ def test_idempotency_key_returns_the_same_prediction(
     assert first.status_code == again.status_code == 202
     assert again.json()["prediction_id"] == first.json()["prediction_id"]
     assert again.headers["idempotent-replayed"] == "true"
-    assert redis_client.xlen("pred:stream") == 1
+    assert stream_length(redis_client, keys) == 1
     other = client.post(
         "/predict", json={"input": "other"}, headers={**ASYNC, "Idempotency-Key": "order-42"}
     )
     assert other.status_code == 422
     assert "Idempotency-Key" in other.json()["error"]
-    assert redis_client.xlen("pred:stream") == 1
+    assert stream_length(redis_client, keys) == 1
     assert (
         client.post("/predict", json=BODY, headers={**ASYNC, "Idempotency-Key": ""}).status_code
         == 422

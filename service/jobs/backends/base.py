@@ -3,6 +3,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
+from redis.exceptions import RedisError
+
 # Work a backend wants run after the 202 is sent, in the same process (the background backend).
 AfterResponse = Callable[[], Awaitable[None]]
 
@@ -24,6 +26,11 @@ class QueueFullError(Exception):
 
 class IdempotencyConflictError(Exception):
     pass
+
+
+class NotReplicatedError(RedisError):
+    """REDIS_WAIT_REPLICAS replicas did not confirm a submit in time: it could be lost in a
+    failover, so it is not acknowledged (503, like any Redis that cannot take work)."""
 
 
 class AsyncBackend(Protocol):

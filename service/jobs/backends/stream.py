@@ -9,7 +9,12 @@ from uuid import UUID
 from redis.exceptions import RedisError
 
 from service import metrics
-from service.jobs.backends.base import IdempotencyConflictError, QueueFullError, Submission
+from service.jobs.backends.base import (
+    IdempotencyConflictError,
+    NotReplicatedError,
+    QueueFullError,
+    Submission,
+)
 from service.jobs.store import JobStore
 
 # Bounds of the Retry-After a full queue answers with, in seconds.
@@ -84,6 +89,8 @@ class StreamBackend:
             )
         if admission.verdict == "conflict":
             raise IdempotencyConflictError
+        if admission.verdict == "unreplicated":
+            raise NotReplicatedError(f"job {job_id} was not confirmed by the replicas in time")
         if admission.verdict == "duplicate" and admission.existing_id is not None:
             return Submission(admission.existing_id, replayed=True)
         metrics.job_submitted()

@@ -1,5 +1,7 @@
 -- KEYS: stream, backlog, completed, dead-letter stream, then the job hashes of the batch.
--- ARGV: group, TTL s, now, done channel, stream MAXLEN, dead-letter MAXLEN, then per job:
+-- ARGV: group, TTL s, now, done channel, stream MAXLEN, dead-letter MAXLEN, the publish
+--       command (PUBLISH, or SPUBLISH on a Cluster: the channel is in the stream's slot),
+--       then per job:
 --       entry id, job id, outcome (succeeded|failed|expired|retry|dead|gone), result or error.
 -- The XACK reply decides: only the delivery that acknowledges an entry first writes its
 -- outcome, so a job completed twice (a slow consumer and the one that reclaimed it) has one
@@ -11,7 +13,7 @@ redis.replicate_commands()
 local done = {}
 for i = 5, #KEYS do
   local key = KEYS[i]
-  local base = 6 + (i - 5) * 4
+  local base = 7 + (i - 5) * 4
   local entry, job_id = ARGV[base + 1], ARGV[base + 2]
   local outcome, value = ARGV[base + 3], ARGV[base + 4]
   if redis.call('XACK', KEYS[1], ARGV[1], entry) == 1 then
@@ -46,6 +48,6 @@ end
 if #done > 0 then
   redis.call('DECRBY', KEYS[2], #done)
   redis.call('INCRBY', KEYS[3], #done)
-  redis.call('PUBLISH', ARGV[4], table.concat(done, ','))
+  redis.call(ARGV[7], ARGV[4], table.concat(done, ','))
 end
 return done

@@ -1,0 +1,123 @@
+"""Auto-pipelining on a Redis Cluster: one AutoPipeline per primary, each command routed by
+its key's slot from redis-py's slot map.
+
+redis-py's `RedisCluster` routes, follows `MOVED` and `ASK`, and refreshes its slot map after
+a failover or a resharding, but sends each command on a pooled connection of its own. This
+client keeps all of that and adds only the fast path: a command whose slot is known and whose
+primary answers goes out in that primary's auto-pipelined write. Any redirection or cluster
+error sends the command once more through redis-py's own path, which follows it and updates
+the slot map that the fast path reads; that is safe because a node that redirects or refuses
+a command has not run it. A connection lost with commands in flight is the one case where a
+command may have run: it is failed (the API answers 503), never sent again, and the slot map
+is refreshed before the next command.
+"""
+
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.typing import EncodableT
+
+from service.storage.autopipeline import AutoPipeline, CommandNotSentError, parsed
+from service.storage.keys import key_slot
+
+_EMPTY_RESPONSE = "EMPTY_RESPONSE"
+# Commands whose one key is their first argument, and the scripts (EVALSHA sha numkeys key...)
+# whose first key names the slot of all: what the service sends on its hot paths.
+_FIRST_KEY_COMMANDS = frozenset({"HGETALL", "GET", "SET", "HSET", "EXISTS", "XLEN", "DEL"})
+_SCRIPT_COMMANDS = frozenset({"EVALSHA", "EVAL"})
+# Replies that mean the node did not run the command: redis-py's path retries them properly.
+_REROUTE = (MovedError, AskError, TryAgainError, ClusterDownError, SlotNotCoveredError)
+
+
+def _tagged_slot(key: EncodableT) -> int:
+    raw = key if isinstance(key, bytes) else str(key).encode()
+    start = raw.find(b"{")
+    if start != -1:
+        end = raw.find(b"}", start + 1)
+        if end > start + 1:
+            raw = raw[start + 1 : end]
+    return key_slot(raw)
+
+
+def command_slot(args: tuple[EncodableT, ...]) -> int | None:
+    """The slot a command must run in, for the commands the fast path takes; None for others."""
+    name = str(args[0]).upper()
+    if name in _SCRIPT_COMMANDS:
+        if len(args) > 3 and int(args[2]) > 0:
+            return _tagged_slot(args[3])
+        return None
+    if name in _FIRST_KEY_COMMANDS and len(args) > 1:
+        return _tagged_slot(args[1])
+    return None
+
+
+class AutoPipelinedRedisCluster(RedisCluster):
+    """A RedisCluster whose keyed commands go through one AutoPipeline per primary."""
+
+    observe: Callable[[str, float], None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pipelines: dict[str, AutoPipeline] = {}
+
+    def _pipeline_for(self, node: ClusterNode) -> AutoPipeline:
+        pipeline = self._pipelines.get(node.name)
+        if pipeline is None:
+
+            def connect() -> AbstractConnection:
+                connection: AbstractConnection = node.connection_class(**node.connection_kwargs)
+                return connection
+
+            pipeline = self._pipelines[node.name] = AutoPipeline(connect)
+        return pipeline
+
+    def pipeline_for_slot(self, slot: int) -> AutoPipeline:
+        """The auto-pipeline of the primary that serves `slot` now (for a command that must
+        follow another on the same connection, such as WAIT)."""
+        return self._pipeline_for(self.nodes_manager.get_node_from_slot(slot))
+
+    async def execute_command(self, *args: EncodableT, **options: Any) -> Any:
+        fast = not self._initialize and "target_nodes" not in options
+        slot = command_slot(args) if fast else None
+        if slot is None:
+            return await super().execute_command(*args, **options)
+        command_name = str(args[0])
+        observe = self.observe
+        start = perf_counter()
+        try:
+            response = await self.pipeline_for_slot(slot).submit(args)
+        except _REROUTE:
+            return await super().execute_command(*args, **options)
+        except CommandNotSentError:
+            self._initialize = True  # the node is gone: read the slot map again
+            return await super().execute_command(*args, **options)
+        except RedisConnectionError:
+            self._initialize = True
+            raise
+        except ResponseError:
+            if _EMPTY_RESPONSE in options:
+                return options[_EMPTY_RESPONSE]
+            raise
+        finally:
+            if observe is not None:
+                observe(command_name, perf_counter() - start)
+        return await parsed(self.response_callbacks, command_name, response, options)
+
+    async def close_pipelines(self) -> None:
+        """Close the auto-pipelines (redis-py's aclose(), which its own path also calls before
+        it reads the slot map again, leaves them be)."""
+        pipelines, self._pipelines = list(self._pipelines.values()), {}
+        for pipeline in pipelines:
+            await pipeline.close()
