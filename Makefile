@@ -13,7 +13,7 @@ DOCS_PORT ?= 8000
 
 export MODEL_PATH
 
-.PHONY: help venv run worker test test-quick bench bench-settings bench-instructions bench-compare bench-micro bench-micro-baseline gate gate-baseline k8s-validate lint fmt model lock locust loadtest prometheus up down clean
+.PHONY: help venv run worker cluster sentinel test test-quick bench bench-settings bench-instructions bench-compare bench-micro bench-micro-baseline gate gate-baseline k8s-validate lint fmt model lock locust loadtest prometheus up down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +31,12 @@ run: $(STAMP) $(if $(filter iris,$(MODEL)),$(MODEL_PATH)) ## Serve the API on ht
 
 worker: $(STAMP) $(if $(filter iris,$(MODEL)),$(MODEL_PATH)) ## Standalone stream workers (WORKER_CONCURRENCY of them) on REDIS_URL, or on `make run`'s Redis
 	exec $(BIN)/python -m service worker
+
+cluster: $(STAMP) ## A local Redis Cluster (3 primaries, 3 replicas) on ports 7000-7005 (CLUSTER_PORT), data in DATA_DIR/cluster; prints its REDIS_URL
+	exec $(BIN)/python -m service cluster
+
+sentinel: $(STAMP) ## A local Sentinel group: primary 6390, replica 6391, sentinels 26390-26392 (SENTINEL_PORT); prints its REDIS_URL
+	exec $(BIN)/python -m service sentinel
 
 model: $(MODEL_PATH) ## Train the scikit-learn iris model (MODEL=iris) into MODEL_PATH
 

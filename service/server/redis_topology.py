@@ -24,6 +24,8 @@ from typing import Any, Self
 from urllib.parse import quote
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from service.server.embedded_redis import _die_with_parent, find_redis_server
 from service.server.process import free_port, stop
@@ -48,6 +50,20 @@ def _free_cluster_port(taken: Sequence[int]) -> int:
         port = free_port()
         if port <= _MAX_CLUSTER_PORT and port not in taken and not _port_in_use(port + 10_000):
             return port
+
+
+def _client(port: int, password: str | None) -> redis.Redis:
+    # No retries: whoever asks polls, or wants to see the refusal (a node down, a password
+    # missing) at once rather than after redis-py's backoff.
+    return redis.Redis(
+        host=HOST,
+        port=port,
+        password=password,
+        decode_responses=True,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def _wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -156,14 +172,7 @@ class _Topology:
 
     def client(self, node: RedisNode, *, authenticated: bool = True) -> redis.Redis:
         """A plain client of one node (the caller closes it)."""
-        return redis.Redis(
-            host=HOST,
-            port=node.port,
-            password=self.password if authenticated else None,
-            decode_responses=True,
-            socket_timeout=2.0,
-            socket_connect_timeout=2.0,
-        )
+        return _client(node.port, self.password if authenticated else None)
 
     def _ask(self, node: RedisNode, *command: str) -> Any:
         """One command to one node, on a connection of its own."""
@@ -337,8 +346,8 @@ class LocalCluster(_Topology):
 
     def _is_ready(self) -> bool:
         """Every running node is ok and knows every node; every replica's link is up and its
-        primary counts it; every running node sees these roles: a failover can start at once,
-        and `primaries()` asked of any node is right."""
+        primary counts it; every running node sees these roles and no running node as failed.
+        Then a failover can start at once, and `primaries()` is right whichever node it asks."""
         roles = {node.port: self._ask(node, "ROLE") for node in self.alive()}
         primaries = {port for port, role in roles.items() if role[0] == "master"}
         if len(primaries) != self.primary_count:
@@ -354,7 +363,7 @@ class LocalCluster(_Topology):
                 if len(role[2]) != len(followers):
                     return False
         return all(
-            seen.is_primary == (seen.port in primaries)
+            not seen.flags & {"fail", "fail?"} and seen.is_primary == (seen.port in primaries)
             for node in self.alive()
             for seen in self.view(node)
             if seen.port in roles
@@ -536,7 +545,8 @@ class LocalSentinel(_Topology):
         return "\n".join(lines) + "\n"
 
     def sentinel_client(self, sentinel: RedisNode) -> redis.Redis:
-        return redis.Redis(host=HOST, port=sentinel.port, decode_responses=True, socket_timeout=2)
+        """A client of one sentinel (the caller closes it); sentinels take no password."""
+        return _client(sentinel.port, None)
 
     def _sentinel_is_ready(self, sentinel: RedisNode) -> bool:
         sentinel.check_running()

@@ -60,6 +60,31 @@ def test_compose_topology() -> None:
     assert worker["environment"]["REDIS_URL"] == api["environment"]["REDIS_URL"]
 
 
+def test_compose_cluster_profile_runs_the_api_on_six_cluster_nodes() -> None:
+    services = compose()["services"]
+    in_profile = {name for name, s in services.items() if "cluster" in s.get("profiles", [])}
+    nodes = sorted(name for name in in_profile if name.startswith("redis-node-"))
+    assert nodes == [f"redis-node-{i}" for i in range(6)]
+    for name in nodes:
+        command = services[name]["command"]
+        assert command[command.index("--cluster-enabled") + 1] == "yes"
+        assert "--appendonly" in command
+    create = services["redis-cluster-init"]["command"][0]
+    addresses = [
+        services[name]["networks"]["redis-cluster"]["ipv4_address"] + ":6379" for name in nodes
+    ]
+    assert f"--cluster create {' '.join(addresses)} --cluster-replicas 1" in create
+    for name in ("api-cluster", "worker-cluster"):
+        service = services[name]
+        assert name in in_profile
+        assert service["image"] == services["api"]["image"]
+        assert service["environment"]["REDIS_URL"].startswith("redis+cluster://redis-node-0:6379,")
+        init = service["depends_on"]["redis-cluster-init"]
+        assert init["condition"] == "service_completed_successfully"
+    assert services["worker-cluster"]["command"] == ["python", "-m", "service", "worker"]
+    assert not any("profiles" in services[name] for name in ("redis", "api", "worker"))
+
+
 def test_compose_runs_locust_distributed() -> None:
     services = compose()["services"]
     master, worker = services["locust-master"], services["locust-worker"]
