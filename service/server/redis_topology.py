@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -220,12 +219,7 @@ class _Topology:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
@@ -369,22 +363,25 @@ class LocalCluster(_Topology):
             if seen.port in roles
         )
 
-    def _is_blank(self) -> bool:
-        return all(
-            self._info(node)["cluster_known_nodes"] == "1"
-            and self._info(node)["cluster_slots_assigned"] == "0"
-            for node in self.nodes
-        )
+    def _is_blank(self, node: RedisNode) -> bool:
+        info = self._info(node)
+        return info["cluster_known_nodes"] == "1" and info["cluster_slots_assigned"] == "0"
 
     def _launch(self, timeout_s: float) -> None:
         self._start_and_wait(self.nodes, timeout_s)
-        if self._is_blank():
+        blank = [self._is_blank(node) for node in self.nodes]
+        if all(blank):
             self._cli(
                 "--cluster", "create",
                 *(node.address for node in self.nodes),
                 "--cluster-replicas", str(self.replicas_per_primary),
                 "--cluster-yes",
             )  # fmt: skip
+        elif any(blank):
+            raise RuntimeError(
+                f"{self.directory} holds a cluster of other ports than these: start it with "
+                "the ports it was created with, or delete the directory"
+            )
         self.wait_until_ready(timeout_s)
 
     def wait_until_ready(self, timeout_s: float = 30.0) -> None:
@@ -503,7 +500,8 @@ class LocalSentinel(_Topology):
     ) -> None:
         super().__init__(directory, password, binary)
         ports = ports if ports is not None else [free_port() for _ in range(1 + replicas)]
-        sentinel_ports = sentinel_ports or [free_port() for _ in range(sentinels)]
+        if sentinel_ports is None:
+            sentinel_ports = [free_port() for _ in range(sentinels)]
         if len(ports) != 1 + replicas or len(sentinel_ports) != sentinels:
             raise ValueError(f"need {1 + replicas} data ports and {sentinels} sentinel ports")
         self.master_name = master_name
