@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.server.embedded_redis import EmbeddedRedis, bundled_redis_server
 from service.server.process import free_port
+from service.server.redis_topology import LocalCluster
 from service.settings import Settings
 from service.storage.acl import acl_rules
 
@@ -113,3 +114,41 @@ def test_the_embedded_redis_listens_on_loopback_only_in_protected_mode(
             assert config["port"] == "0"
             assert config["unixsocketperm"] == "700"
             assert (Path(config["unixsocket"]).stat().st_mode & 0o777) == 0o700
+
+
+@pytest.mark.parametrize("topology", ["cluster"])
+def test_the_whole_service_runs_as_the_restricted_user_on_a_cluster(
+    topology: str, redis_cluster: LocalCluster, redis_url: str
+) -> None:
+    """The Cluster variant of the rule, given to every node of the session's Cluster."""
+    nodes = redis_cluster.alive()
+    for node in nodes:
+        with redis_cluster.client(node) as admin:
+            admin.execute_command(
+                "ACL", "SETUSER", "svc", *acl_rules(PASSWORD, "pred:", cluster=True)
+            )
+            admin.acl_log_reset()
+    seeds = redis_url.removeprefix("redis+cluster://")
+    settings = Settings(
+        redis_url=f"redis+cluster://svc:{PASSWORD}@{seeds}", worker_block_ms=50, queue_sample_s=0
+    )
+    try:
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/readyz").status_code == 200
+            headers = {"async_mode": "true", "Idempotency-Key": "acl-cluster"}
+            accepted = client.post("/predict", json={"input": "x"}, headers=headers)
+            assert accepted.status_code == 202
+            location = accepted.headers["location"]
+            assert client.get(f"{location}?wait=5").json()["status"] == "succeeded"
+            waited = client.post(
+                "/predict", json={"input": "y"}, headers={"async_mode": "true", "Prefer": "wait=5"}
+            )
+            assert waited.status_code == 200
+        for node in nodes:
+            with redis_cluster.client(node) as admin:
+                log = admin.acl_log()
+                assert log == [], f"{node.address} refused the service something: {log}"
+    finally:
+        for node in nodes:
+            with redis_cluster.client(node) as admin:
+                admin.execute_command("ACL", "DELUSER", "svc")
