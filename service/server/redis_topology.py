@@ -10,6 +10,10 @@ Restarting over an existing directory: a cluster reuses every node's nodes.conf 
 cluster comes back with its data and its roles); a sentinel group starts afresh, its nodes' and
 sentinels' directories wiped, because its roles live in configuration files the sentinels
 rewrite after a failover, and a primary started from the command line would contradict them.
+
+With `tls` (a TlsConfig), every process listens in TLS only, and talks TLS to the others too
+(replication, the cluster bus, sentinels to the servers and to each other); `url` is then the
+`rediss+...` form that trusts the CA.
 """
 
 import shutil
@@ -20,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import redis
 from redis.backoff import NoBackoff
@@ -51,9 +55,46 @@ def _free_cluster_port(taken: Sequence[int]) -> int:
             return port
 
 
-def _client(port: int, password: str | None) -> redis.Redis:
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """PEM files for servers that listen in TLS only: the servers' certificate and key, and the
+    CA that signed it, which the servers also accept client certificates from (optional ones:
+    a client proves nothing but the server's identity unless it brings a certificate)."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+    def server_options(self, port: int) -> dict[str, str]:
+        """A server's TLS listener on `port` and no plaintext one; its replication and, on a
+        sentinel, its talk to the monitored servers and the other sentinels, in TLS too."""
+        return {
+            "port": "0",
+            "tls-port": str(port),
+            "tls-cert-file": str(self.cert_file),
+            "tls-key-file": str(self.key_file),
+            "tls-ca-cert-file": str(self.ca_file),
+            "tls-auth-clients": "optional",
+            "tls-replication": "yes",
+        }
+
+    def server_arguments(self, port: int) -> list[str]:
+        """`server_options` as redis-server's command line (EmbeddedRedis's extra_args)."""
+        return [
+            item
+            for name, value in self.server_options(port).items()
+            for item in (f"--{name}", value)
+        ]
+
+    def query(self) -> str:
+        """The URL query that has a client trust the CA, URL-encoded."""
+        return "?" + urlencode({"ssl_ca_certs": str(self.ca_file)})
+
+
+def _client(port: int, password: str | None, tls: TlsConfig | None = None) -> redis.Redis:
     # No retries: whoever asks polls, or wants to see the refusal (a node down, a password
     # missing) at once rather than after redis-py's backoff.
+    secure: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(tls.ca_file)} if tls else {}
     return redis.Redis(
         host=HOST,
         port=port,
@@ -62,6 +103,7 @@ def _client(port: int, password: str | None) -> redis.Redis:
         socket_timeout=2.0,
         socket_connect_timeout=2.0,
         retry=Retry(NoBackoff(), 0),
+        **secure,
     )
 
 
@@ -136,9 +178,12 @@ class RedisNode:
 class _Topology:
     """Processes started together and stopped together, as a context manager."""
 
-    def __init__(self, directory: Path, password: str | None, binary: Path | None) -> None:
+    def __init__(
+        self, directory: Path, password: str | None, binary: Path | None, tls: TlsConfig | None
+    ) -> None:
         self.directory = directory.resolve()
         self.password = password
+        self.tls = tls
         self.binary = find_redis_server(binary)
         self.nodes: list[RedisNode] = []
 
@@ -147,8 +192,9 @@ class _Topology:
 
     def _data_node(self, port: int, *extra: str) -> RedisNode:
         directory = self.directory / str(port)
+        listen = self.tls.server_arguments(port) if self.tls else ["--port", str(port)]
         arguments = [
-            "--port", str(port),
+            *listen,
             "--bind", HOST,
             "--dir", str(directory),
             "--appendonly", "yes",
@@ -169,9 +215,16 @@ class _Topology:
         """The password as a URL's userinfo (no user name: the default user)."""
         return f":{quote(self.password, safe='')}@" if self.password is not None else ""
 
+    @property
+    def _scheme(self) -> str:
+        return "rediss" if self.tls else "redis"
+
+    def _query(self) -> str:
+        return self.tls.query() if self.tls else ""
+
     def client(self, node: RedisNode, *, authenticated: bool = True) -> redis.Redis:
         """A plain client of one node (the caller closes it)."""
-        return _client(node.port, self.password if authenticated else None)
+        return _client(node.port, self.password if authenticated else None, self.tls)
 
     def _ask(self, node: RedisNode, *command: str) -> Any:
         """One command to one node, on a connection of its own."""
@@ -277,8 +330,9 @@ class LocalCluster(_Topology):
         node_timeout_ms: int = 1000,
         password: str | None = None,
         binary: Path | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
-        super().__init__(directory, password, binary)
+        super().__init__(directory, password, binary, tls)
         size = primaries * (1 + replicas_per_primary)
         if ports is None:
             ports = []
@@ -296,6 +350,7 @@ class LocalCluster(_Topology):
             "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", str(node_timeout_ms),
             "--cluster-announce-ip", HOST,
+            *(["--tls-cluster", "yes"] if tls else []),
         ]  # fmt: skip
         self.nodes = [self._data_node(port, *cluster) for port in ports]
         # Slots a primary owned when `kill` crashed it, for `wait_for_failover` to follow.
@@ -305,7 +360,7 @@ class LocalCluster(_Topology):
     def url(self) -> str:
         """The first `primaries` nodes as seeds: a client discovers the rest from any of them."""
         seeds = ",".join(node.address for node in self.nodes[: self.primary_count])
-        return f"redis+cluster://{self._credentials()}{seeds}"
+        return f"{self._scheme}+cluster://{self._credentials()}{seeds}{self._query()}"
 
     def _cli(self, *arguments: str, timeout_s: float = 120.0) -> str:
         command = [str(self.binary.with_name("redis-cli")), *arguments]
@@ -313,6 +368,8 @@ class LocalCluster(_Topology):
             command[0] = shutil.which("redis-cli") or "redis-cli"
         if self.password is not None:
             command += ["-a", self.password, "--no-auth-warning"]
+        if self.tls is not None:
+            command += ["--tls", "--cacert", str(self.tls.ca_file)]
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout_s, check=False
         )
@@ -497,8 +554,9 @@ class LocalSentinel(_Topology):
         binary: Path | None = None,
         ports: list[int] | None = None,
         sentinel_ports: list[int] | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
-        super().__init__(directory, password, binary)
+        super().__init__(directory, password, binary, tls)
         ports = ports if ports is not None else [free_port() for _ in range(1 + replicas)]
         if sentinel_ports is None:
             sentinel_ports = [free_port() for _ in range(sentinels)]
@@ -524,12 +582,16 @@ class LocalSentinel(_Topology):
     @property
     def url(self) -> str:
         hosts = ",".join(sentinel.address for sentinel in self.sentinels)
-        return f"redis+sentinel://{self._credentials()}{hosts}/{self.master_name}"
+        return (
+            f"{self._scheme}+sentinel://{self._credentials()}{hosts}/{self.master_name}"
+            f"{self._query()}"
+        )
 
     def _sentinel_config(self, sentinel: RedisNode) -> str:
         primary, name = self.nodes[0], self.master_name
+        listen = self.tls.server_options(sentinel.port) if self.tls else {"port": sentinel.port}
         lines = [
-            f"port {sentinel.port}",
+            *(f"{name} {value}" for name, value in listen.items()),
             f"bind {HOST}",
             f"dir {sentinel.directory}",
             f"logfile {sentinel.log}",
@@ -544,7 +606,7 @@ class LocalSentinel(_Topology):
 
     def sentinel_client(self, sentinel: RedisNode) -> redis.Redis:
         """A client of one sentinel (the caller closes it); sentinels take no password."""
-        return _client(sentinel.port, None)
+        return _client(sentinel.port, None, self.tls)
 
     def _sentinel_is_ready(self, sentinel: RedisNode) -> bool:
         sentinel.check_running()
