@@ -38,6 +38,14 @@ def _common(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _tls_options(target: RedisTarget) -> dict[str, Any]:
+    """TLS, and the URL's `ssl_*` options (the CA to trust, a client certificate), for the
+    sentinels: they are asked for the primary's address before any data node is reached, so
+    they must be trusted with the same CA."""
+    options = {name: value for name, value in target.options.items() if name.startswith("ssl_")}
+    return {"ssl": True, **options}
+
+
 def _retry() -> Retry:
     # One quick retry heals a pooled connection that a Redis restart broke; more would make
     # an outage hang requests instead of failing them fast with 503.
@@ -61,7 +69,7 @@ def create_redis(settings: Settings, *, autopipelined: bool = False) -> Redis:
                 "password": settings.redis_sentinel_password,
                 "socket_timeout": settings.redis_socket_timeout_s,
                 "socket_connect_timeout": settings.redis_socket_timeout_s,
-                **({"ssl": True} if target.tls else {}),
+                **(_tls_options(target) if target.tls else {}),
             },
         )
         pool: Any = SentinelConnectionPool(  # type: ignore[no-untyped-call]

@@ -57,7 +57,7 @@ def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _write_ca(trustme.CA(), tmp_path_factory.mktemp("other-ca"))
 
 
-@pytest.fixture(scope="module", params=["single", "cluster"])
+@pytest.fixture(scope="module", params=["single", "sentinel", "cluster"])
 def secured(
     request: pytest.FixtureRequest, tls: TlsConfig, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Secured]:
