@@ -69,6 +69,9 @@ def create_redis(settings: Settings, *, autopipelined: bool = False) -> Redis:
                 "password": settings.redis_sentinel_password,
                 "socket_timeout": settings.redis_socket_timeout_s,
                 "socket_connect_timeout": settings.redis_socket_timeout_s,
+                # redis-py's default retries each sentinel for seconds: a /readyz with no
+                # sentinel to answer (down, or one the CA does not vouch for) would hang.
+                "retry": _retry(),
                 **(_tls_options(target) if target.tls else {}),
             },
         )

@@ -3,6 +3,7 @@ Redis (rediss://), Sentinel (rediss+sentinel://) and a Cluster (rediss+cluster:/
 password, listening in TLS only, with certificates from a test CA (trustme)."""
 
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,4 +119,6 @@ def test_nothing_answers_in_plaintext(secured: Secured) -> None:
 def test_a_server_signed_by_another_ca_is_a_503_not_a_500(secured: Secured, other_ca: Path) -> None:
     settings = Settings(redis_url=secured.trusting(other_ca), worker_concurrency=0)
     with TestClient(create_app(settings)) as client:
+        asked = time.monotonic()
         assert client.get("/readyz").status_code == 503
+        assert time.monotonic() - asked < 5, "the refusal was retried for seconds"
