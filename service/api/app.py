@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -35,6 +34,7 @@ from service.metrics import BUFFER, flush_periodically, record_process_start
 from service.models.base import Model
 from service.models.loading import instrumented, load_model
 from service.settings import Settings
+from service.storage.errors import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -172,10 +172,13 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return json_response(exc.status_code, {"error": exc.detail}, exc.headers)
 
-    @app.exception_handler(RedisError)
-    async def redis_unavailable(request: Request, exc: RedisError) -> Response:
+    async def redis_unavailable(request: Request, exc: Exception) -> Response:
         logger.warning("event=redis_error error=%s", type(exc).__name__)
         return storage_unavailable(settings.retry_after_s)
+
+    for error in STORAGE_ERRORS:
+        if error is not OSError:  # an OSError elsewhere is not Redis's: a 500, a bug
+            app.add_exception_handler(error, redis_unavailable)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> Response:

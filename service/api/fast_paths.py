@@ -21,7 +21,6 @@ from time import perf_counter
 from typing import Any
 from uuid import UUID
 
-from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
@@ -40,6 +39,7 @@ from service.api.responses import (
 )
 from service.api.services import Services
 from service.metrics import BUFFER
+from service.storage.errors import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class FastPaths:
                     response = await self.handlers.poll(services, prediction_id, None, owner)
             except HTTPException as exc:  # the body limit, raised while reading
                 response = json_response(exc.status_code, {"error": exc.detail}, exc.headers)
-            except RedisError as exc:
+            except STORAGE_ERRORS as exc:
                 logger.warning("event=redis_error error=%s", type(exc).__name__)
                 response = storage_unavailable(self.handlers.settings.retry_after_s)
             except Exception:

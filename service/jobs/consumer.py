@@ -21,13 +21,14 @@ from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from service import metrics
 from service.jobs.store import FINAL_STATUS, Finish, JobStore, Outcome
 from service.models.base import Model
 from service.settings import Settings
 from service.storage import scripts
+from service.storage.errors import STORAGE_ERRORS, TRANSIENT_REPLIES
 from service.storage.keys import GROUP, Shard
 
 logger = logging.getLogger(__name__)
@@ -176,9 +177,17 @@ class StreamConsumer:
                 if "NOGROUP" in str(exc):  # Redis lost the group (restarted without data)
                     self._group_ready = False
                     continue
-                logger.exception("event=worker_error consumer=%s", self.name)
+                if not isinstance(exc, TRANSIENT_REPLIES):
+                    logger.exception("event=worker_error consumer=%s", self.name)
+                    await self._pause(backoff)
+                    continue
+                # A Cluster failing over or still forming: wait for it like an outage.
+                logger.warning(
+                    "event=worker_redis_error consumer=%s error=%s", self.name, type(exc).__name__
+                )
                 await self._pause(backoff)
-            except (RedisError, OSError) as exc:
+                backoff = min(backoff * 2, 2.0)
+            except STORAGE_ERRORS as exc:
                 logger.warning(
                     "event=worker_redis_error consumer=%s error=%s", self.name, type(exc).__name__
                 )
@@ -392,7 +401,7 @@ class StreamConsumer:
 
         async def heartbeat() -> None:
             while not done.is_set():
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*STORAGE_ERRORS):
                     await self.redis.xclaim(
                         self.shard.stream, GROUP, self.name, 0, ids, justid=True
                     )

@@ -18,12 +18,13 @@ from collections.abc import Iterator, Sequence
 from typing import cast
 from uuid import UUID
 
-from redis.asyncio import ConnectionPool, Redis, RedisCluster
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
 from service.jobs.store import FinalState, Finish, Job, JobStore, final_job, final_state
+from service.storage.cluster import ServiceRedisCluster
+from service.storage.errors import STORAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +125,9 @@ class Notifier:
         if not self.sharded:
             return self.redis.pubsub()
         # A connection of its own to the primary that owns the channel's slot now.
-        cluster = cast(RedisCluster, self.redis)
+        cluster = cast(ServiceRedisCluster, self.redis)
         if refresh:
-            await cluster.nodes_manager.initialize()
+            await cluster.refresh_slots()
         else:
             await cluster.initialize()  # reads the slot map once, if no command has yet
         node = cluster.get_node_from_key(channel)
@@ -161,7 +162,7 @@ class Notifier:
                         elif kind == "sunsubscribe":
                             # The slot moved to another node (resharding or failover).
                             raise RedisConnectionError("the shard channel moved")
-            except (RedisError, OSError) as exc:
+            except STORAGE_ERRORS as exc:
                 self._mark(name, up=False)
                 refresh = True
                 logger.warning("event=notifier_disconnected error=%s", type(exc).__name__)

@@ -22,6 +22,7 @@ from redis.exceptions import (
     AskError,
     ClusterDownError,
     MovedError,
+    RedisClusterException,
     ResponseError,
     SlotNotCoveredError,
     TryAgainError,
@@ -63,7 +64,25 @@ def command_slot(args: tuple[EncodableT, ...]) -> int | None:
     return None
 
 
-class AutoPipelinedRedisCluster(RedisCluster):
+class ServiceRedisCluster(RedisCluster):
+    """redis-py's RedisCluster, except that a cluster whose nodes answer before any slot is
+    assigned (one being created) is an unavailable cluster, RedisClusterException, rather than
+    the IndexError that redis-py's slot-map reader raises then."""
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> "ServiceRedisCluster":
+        try:
+            await super().initialize(*args, **kwargs)
+        except IndexError as exc:
+            raise RedisClusterException("no primary of the Redis Cluster serves slots") from exc
+        return self
+
+    async def refresh_slots(self) -> None:
+        """Read the slot map again now (after a connection to a node broke)."""
+        self._initialize = True
+        await self.initialize()
+
+
+class AutoPipelinedRedisCluster(ServiceRedisCluster):
     """A RedisCluster whose keyed commands go through one AutoPipeline per primary."""
 
     observe: Callable[[str, float], None] | None = None

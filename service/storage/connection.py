@@ -13,7 +13,7 @@ from service.metrics import observe_redis_round_trip
 from service.redis_url import RedisTarget
 from service.settings import Settings
 from service.storage.autopipeline import AutoPipelinedRedis
-from service.storage.cluster import AutoPipelinedRedisCluster
+from service.storage.cluster import AutoPipelinedRedisCluster, ServiceRedisCluster
 from service.storage.measured import MeasuredAutoPipelinedRedis, MeasuredRedis
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def create_cluster(
     settings: Settings, target: RedisTarget, *, autopipelined: bool = False
 ) -> RedisCluster:
     """A Cluster client from the seeds; it reads the slot map from the first that answers."""
-    cls = AutoPipelinedRedisCluster if autopipelined else RedisCluster
+    cls = AutoPipelinedRedisCluster if autopipelined else ServiceRedisCluster
     client = cls(
         startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
         max_connections=settings.redis_max_connections,
@@ -113,6 +113,10 @@ def create_cluster(
         # apart, ride out a MOVED storm, not a whole failover (those requests answer 503).
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 3),
         require_full_coverage=False,
+        # The seeds stay the ones REDIS_URL lists. redis-py would replace them with the nodes
+        # it discovers, and a cluster that answers before it has slots (being created)
+        # leaves it with none, for good.
+        dynamic_startup_nodes=False,
         **_common(settings),
         **target.connection_kwargs(),
     )

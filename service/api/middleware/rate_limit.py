@@ -11,13 +11,13 @@ import math
 import orjson
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.middleware.api_keys import METRICS_PATH, OPEN_PATHS, key_id_of
 from service.api.responses import send_json
 from service.api.schemas import STORAGE_UNAVAILABLE
 from service.storage import scripts
+from service.storage.errors import STORAGE_ERRORS
 from service.storage.keys import Keys
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class RateLimit:
                     args=[self.interval_us, self.burst],
                 )
             )
-        except (RedisError, OSError) as exc:
+        except STORAGE_ERRORS as exc:
             # Closed, not open: with the limit on, no request goes unmetered.
             logger.warning("event=rate_limit_unavailable error=%s", type(exc).__name__)
             await send_json(

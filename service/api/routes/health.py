@@ -1,10 +1,10 @@
 from fastapi import APIRouter, Response
-from redis.exceptions import RedisError
 
 from service.api.responses import json_response
 from service.api.schemas import DRAINING, STORAGE_UNAVAILABLE, ErrorBody, Health
 from service.api.services import ServicesDep
 from service.lifecycle import draining
+from service.storage.errors import STORAGE_ERRORS
 
 router = APIRouter(tags=["health"])
 
@@ -31,6 +31,6 @@ async def readyz(services: ServicesDep) -> Response:
         return json_response(503, {"error": DRAINING})
     try:
         await services.redis.ping()
-    except (RedisError, OSError):
+    except STORAGE_ERRORS:
         return json_response(503, {"error": STORAGE_UNAVAILABLE})
     return json_response(200, {"status": "ready"})

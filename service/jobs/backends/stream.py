@@ -6,8 +6,6 @@ from collections import deque
 from typing import Any
 from uuid import UUID
 
-from redis.exceptions import RedisError
-
 from service import metrics
 from service.jobs.backends.base import (
     IdempotencyConflictError,
@@ -16,6 +14,7 @@ from service.jobs.backends.base import (
     Submission,
 )
 from service.jobs.store import JobStore
+from service.storage.errors import STORAGE_ERRORS
 
 # Bounds of the Retry-After a full queue answers with, in seconds.
 _MIN_RETRY_AFTER, _MAX_RETRY_AFTER, _UNKNOWN_RATE_RETRY_AFTER = 1, 60, 1
@@ -109,7 +108,7 @@ class StreamBackend:
         """The backlog and the oldest job's age, for the gauges, every QUEUE_SAMPLE_S (one
         round trip; every process samples, and the gauges keep the largest)."""
         while not self._closing.is_set():
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*STORAGE_ERRORS):
                 backlog, oldest_at = await self.store.sample_queue()
                 age = max(0.0, time.time() - oldest_at) if oldest_at is not None else 0.0
                 metrics.queue_sampled(backlog, age)
