@@ -16,6 +16,7 @@ from service.server.process import free_port
 from service.server.redis_topology import LocalCluster
 from service.settings import Settings
 from service.storage.acl import acl_rules
+from tests.support.apps import serves_every_async_path
 
 PASSWORD = "s3cret-acl-password"
 BINARIES = {
@@ -50,18 +51,7 @@ def test_the_whole_service_runs_as_the_restricted_user(
     admin.acl_log_reset()
     settings = Settings(redis_url=service_url(server), worker_block_ms=50, rate_limit_per_s=1000)
     with TestClient(create_app(settings)) as client:
-        assert client.get("/readyz").status_code == 200
-        headers = {"async_mode": "true", "Idempotency-Key": "acl-1"}
-        accepted = client.post("/predict", json={"input": "x"}, headers=headers)
-        assert accepted.status_code == 202
-        location = accepted.headers["location"]
-        assert client.get(f"{location}?wait=5").json()["status"] == "succeeded"  # long-poll
-        assert client.get(location).status_code == 200  # poll
-        assert client.post("/predict", json={"input": "x"}, headers=headers).status_code == 202
-        waited = client.post(
-            "/predict", json={"input": "y"}, headers={"async_mode": "true", "Prefer": "wait=5"}
-        )
-        assert waited.status_code == 200
+        serves_every_async_path(client, idempotency_key="acl-1")
     log = admin.acl_log()
     assert log == [], f"the service was refused something: {log}"
     assert admin.keys("pred:job:*")
@@ -134,16 +124,7 @@ def test_the_whole_service_runs_as_the_restricted_user_on_a_cluster(
     )
     try:
         with TestClient(create_app(settings)) as client:
-            assert client.get("/readyz").status_code == 200
-            headers = {"async_mode": "true", "Idempotency-Key": "acl-cluster"}
-            accepted = client.post("/predict", json={"input": "x"}, headers=headers)
-            assert accepted.status_code == 202
-            location = accepted.headers["location"]
-            assert client.get(f"{location}?wait=5").json()["status"] == "succeeded"
-            waited = client.post(
-                "/predict", json={"input": "y"}, headers={"async_mode": "true", "Prefer": "wait=5"}
-            )
-            assert waited.status_code == 200
+            serves_every_async_path(client, idempotency_key="acl-cluster")
         for node in nodes:
             with redis_cluster.client(node) as admin:
                 log = admin.acl_log()

@@ -19,6 +19,7 @@ from service.server.embedded_redis import EmbeddedRedis
 from service.server.process import free_port
 from service.server.redis_topology import LocalCluster, LocalSentinel, TlsConfig
 from service.settings import Settings
+from tests.support.apps import serves_every_async_path
 from tests.support.topologies import require_redis_7
 
 PASSWORD = "s3cret-tls-password"
@@ -91,16 +92,8 @@ def secured(
 def test_the_whole_service_runs_over_tls(secured: Secured) -> None:
     settings = Settings(redis_url=secured.url, worker_block_ms=50, queue_sample_s=0)
     with TestClient(create_app(settings)) as client:
-        assert client.get("/readyz").status_code == 200
-        accepted = client.post("/predict", json={"input": "x"}, headers={"async_mode": "true"})
-        assert accepted.status_code == 202
-        location = accepted.headers["location"]
         # The long-poll is woken through the notifier's pub/sub (sharded on the Cluster).
-        assert client.get(f"{location}?wait=5").json()["status"] == "succeeded"
-        waited = client.post(
-            "/predict", json={"input": "y"}, headers={"async_mode": "true", "Prefer": "wait=5"}
-        )
-        assert waited.status_code == 200
+        serves_every_async_path(client)
 
 
 def _answers_in_plaintext(port: int) -> bool:

@@ -35,3 +35,24 @@ class FailingModel:
     async def predict_batch(self, inputs: Sequence[Any]) -> list[str]:
         self.calls += 1
         raise RuntimeError("boom")
+
+
+def serves_every_async_path(client: TestClient, idempotency_key: str | None = None) -> None:
+    """Readiness, an async submit (with an Idempotency-Key and its replay when given), the
+    long-poll that the notifier's pub/sub wakes, a poll, and `Prefer: wait`: each of the Redis
+    paths of the API, through one started client."""
+    assert client.get("/readyz").status_code == 200
+    headers = {"async_mode": "true"}
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    accepted = client.post("/predict", json={"input": "x"}, headers=headers)
+    assert accepted.status_code == 202, accepted.text
+    location = accepted.headers["location"]
+    assert client.get(f"{location}?wait=5").json()["status"] == "succeeded"  # long-poll
+    assert client.get(location).status_code == 200  # poll
+    if idempotency_key is not None:
+        assert client.post("/predict", json={"input": "x"}, headers=headers).status_code == 202
+    waited = client.post(
+        "/predict", json={"input": "y"}, headers={"async_mode": "true", "Prefer": "wait=5"}
+    )
+    assert waited.status_code == 200, waited.text
