@@ -7,10 +7,24 @@ import redis
 from fastapi.testclient import TestClient
 
 from service.jobs.status import JobStatus
-from service.server.process import free_port
+from service.storage.keys import Keys
 from tests.support.apps import FailingModel, in_app, services_of
 from tests.support.http import BODY
-from tests.support.redis_commands import commands_seen
+from tests.support.topologies import (
+    commands_seen_everywhere,
+    job_keys,
+    key_count,
+    matching,
+    reset_command_stats,
+    unreachable_url,
+)
+
+pytestmark = pytest.mark.both_topologies
+
+
+def skip_background_on_a_cluster(topology: str, backend: str) -> None:
+    if topology == "cluster" and backend == "background":
+        pytest.skip("ASYNC_BACKEND=background needs a single Redis (the settings refuse it)")
 
 
 def test_sync_predict_answers_the_seed_body(client: TestClient) -> None:
@@ -25,9 +39,9 @@ def test_sync_predict_answers_the_seed_body(client: TestClient) -> None:
 def test_sync_predict_makes_no_redis_round_trip(
     client: TestClient, redis_client: redis.Redis
 ) -> None:
-    redis_client.config_resetstat()
+    reset_command_stats(redis_client)
     assert client.post("/predict", json=BODY).status_code == 200
-    assert commands_seen(redis_client) == {}
+    assert commands_seen_everywhere(redis_client) == {}
 
 
 @pytest.mark.parametrize(
@@ -62,8 +76,9 @@ def test_async_mode_nonsense_is_422(client: TestClient) -> None:
 
 @pytest.mark.parametrize("backend", ["stream", "background"])
 def test_async_then_poll_returns_the_result(
-    make_client: Callable[..., TestClient], backend: str
+    make_client: Callable[..., TestClient], topology: str, backend: str
 ) -> None:
+    skip_background_on_a_cluster(topology, backend)
     client = make_client(async_backend=backend)
     accepted = client.post("/predict", json=BODY, headers={"async_mode": "true"})
     polled = client.get(accepted.headers["location"] + "?wait=5")
@@ -88,14 +103,15 @@ _SUBMIT_SCRIPT_COMMANDS = {
 
 @pytest.mark.parametrize("backend", ["stream", "background"])
 def test_async_submit_is_one_round_trip(
-    make_client: Callable[..., TestClient], redis_client: redis.Redis, backend: str
+    make_client: Callable[..., TestClient], redis_client: redis.Redis, topology: str, backend: str
 ) -> None:
+    skip_background_on_a_cluster(topology, backend)
     # No in-process consumers, so that every command seen is the request's own.
     client = make_client(async_backend=backend, worker_concurrency=0)
     client.post("/predict", json=BODY, headers={"async_mode": "true"})  # loads the script
-    redis_client.config_resetstat()
+    reset_command_stats(redis_client)
     client.post("/predict", json=BODY, headers={"async_mode": "true"})
-    seen = commands_seen(redis_client)
+    seen = commands_seen_everywhere(redis_client)
     assert seen.pop("cmdstat_evalsha") == 1
     if backend == "stream":
         assert set(seen) == _SUBMIT_SCRIPT_COMMANDS
@@ -112,16 +128,16 @@ def test_poll_is_one_command(
     prediction_id = client.post("/predict", json=BODY, headers={"async_mode": "true"}).json()[
         "prediction_id"
     ]
-    redis_client.config_resetstat()
+    reset_command_stats(redis_client)
     assert client.get(f"/predict/{prediction_id}").status_code == 202
-    assert commands_seen(redis_client) == {"cmdstat_hgetall": 1}
+    assert commands_seen_everywhere(redis_client) == {"cmdstat_hgetall": 1}
 
 
 def test_still_processing_body_and_retry_after(
     client: TestClient, redis_client: redis.Redis
 ) -> None:
     store = services_of(client).store
-    job_id = uuid.uuid4()
+    job_id = store.keys.new_job_id(store.keys.shard_for())
     in_app(client, lambda: store.submit(job_id, b'"x"', enqueue=False))
     response = client.get(f"/predict/{job_id}")
     assert response.status_code == 202
@@ -137,11 +153,18 @@ def test_still_processing_body_and_retry_after(
         (JobStatus.EXPIRED, "Prediction expired before it could run."),
     ],
 )
-def test_unsuccessful_jobs_say_why(client: TestClient, status: JobStatus, message: str) -> None:
+def test_unsuccessful_jobs_say_why(
+    client: TestClient, redis_client: redis.Redis, keys: Keys, status: JobStatus, message: str
+) -> None:
     store = services_of(client).store
-    job_id = uuid.uuid4()
+    job_id = store.keys.new_job_id(store.keys.shard_for())
     in_app(client, lambda: store.submit(job_id, b'"x"', enqueue=False))
-    in_app(client, lambda: store.finish(job_id, status, error="ValueError"))
+    # Made final as a consumer's finish would (`store.finish` is the background backend's, which
+    # a Cluster refuses).
+    redis_client.hset(
+        keys.job(job_id),
+        mapping={"status": status.value, "error": "ValueError", "finished_at": time.time()},
+    )
     response = client.get(f"/predict/{job_id}")
     assert response.status_code == 200
     assert response.json() == {
@@ -152,7 +175,10 @@ def test_unsuccessful_jobs_say_why(client: TestClient, status: JobStatus, messag
     }
 
 
-def test_model_error_in_background_marks_failed(make_client: Callable[..., TestClient]) -> None:
+def test_model_error_in_background_marks_failed(
+    make_client: Callable[..., TestClient], topology: str
+) -> None:
+    skip_background_on_a_cluster(topology, "background")
     client = make_client(FailingModel(), async_backend="background")
     accepted = client.post("/predict", json=BODY, headers={"async_mode": "true"})
     body = client.get(accepted.headers["location"]).json()
@@ -173,49 +199,54 @@ def test_unknown_id_is_404_with_the_seed_message(client: TestClient) -> None:
 def test_hostile_ids_are_refused_without_touching_redis(
     client: TestClient, redis_client: redis.Redis, hostile: str
 ) -> None:
-    redis_client.config_resetstat()
+    reset_command_stats(redis_client)
     response = client.get(f"/predict/{hostile}")
     assert response.status_code in (404, 422)
-    assert commands_seen(redis_client) == {}
+    assert commands_seen_everywhere(redis_client) == {}
 
 
 def test_ttl_is_set_on_submit_and_on_finish(
-    make_client: Callable[..., TestClient], redis_client: redis.Redis
+    make_client: Callable[..., TestClient], redis_client: redis.Redis, keys: Keys
 ) -> None:
     client = make_client(result_ttl_s=30)
     prediction_id = client.post("/predict", json=BODY, headers={"async_mode": "true"}).json()[
         "prediction_id"
     ]
     assert client.get(f"/predict/{prediction_id}?wait=5").status_code == 200
-    [key] = redis_client.keys("pred:job:*")
-    assert key == f"pred:job:{prediction_id}".encode()
+    [key] = job_keys(redis_client)
+    assert key == keys.job(prediction_id).encode()
     assert 0 < redis_client.ttl(key) <= 30
     stored = redis_client.hgetall(key)
     assert {b"status", b"input", b"result", b"created_at", b"finished_at"} <= set(stored)
 
 
 def test_result_expires_after_ttl(
-    make_client: Callable[..., TestClient], redis_client: redis.Redis
+    make_client: Callable[..., TestClient], redis_client: redis.Redis, keys: Keys
 ) -> None:
     client = make_client(result_ttl_s=1)
-    location = client.post("/predict", json=BODY, headers={"async_mode": "true"}).headers[
-        "location"
-    ]
+    accepted = client.post("/predict", json=BODY, headers={"async_mode": "true"})
+    location = accepted.headers["location"]
     assert client.get(location + "?wait=5").status_code == 200
-    redis_client.pexpire(redis_client.keys("pred:job:*")[0], 1)  # the TTL is Redis's: shorten it
+    # The TTL is Redis's: shorten it.
+    redis_client.pexpire(keys.job(accepted.json()["prediction_id"]), 1)
     time.sleep(0.05)
     assert client.get(location).status_code == 404
 
 
 def test_key_prefix_is_configurable(
-    make_client: Callable[..., TestClient], redis_client: redis.Redis
+    make_client: Callable[..., TestClient], redis_client: redis.Redis, keys: Keys
 ) -> None:
     client = make_client(key_prefix="other:")
     accepted = client.post("/predict", json=BODY, headers={"async_mode": "true"})
     assert client.get(accepted.headers["location"] + "?wait=5").status_code == 200
-    assert redis_client.keys("pred:*") == []
-    assert len(redis_client.keys("other:job:*")) == 1
-    assert redis_client.exists("other:stream", "other:backlog", "other:completed") == 3
+    assert matching(redis_client, "pred:*") == set()
+    other = Keys("other:", shards=len(keys.shards), tagged=keys.tagged)
+    assert matching(redis_client, "other:*job:*") == {
+        other.job(accepted.json()["prediction_id"]).encode()
+    }
+    shard = other.shard_of(accepted.json()["prediction_id"])
+    assert shard is not None
+    assert redis_client.exists(shard.stream, shard.backlog, shard.completed) == 3
 
 
 @pytest.mark.parametrize(
@@ -247,7 +278,7 @@ def test_bad_input_stores_nothing(
 ) -> None:
     client = make_client(worker_concurrency=0)
     client.post("/predict", content=b"{}", headers={"async_mode": "true"})
-    assert redis_client.dbsize() == 0
+    assert key_count(redis_client) == 0
 
 
 def test_body_over_the_limit_is_413(client: TestClient) -> None:
@@ -281,8 +312,8 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/readyz").json() == {"status": "ready"}
 
 
-def test_redis_down_is_503_not_500(make_client: Callable[..., TestClient]) -> None:
-    client = make_client(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_socket_timeout_s=0.5)
+def test_redis_down_is_503_not_500(make_client: Callable[..., TestClient], topology: str) -> None:
+    client = make_client(redis_url=unreachable_url(topology), redis_socket_timeout_s=0.5)
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 503
     for response in (

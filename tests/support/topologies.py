@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -10,7 +11,9 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from service.redis_url import parse_redis_url
 from service.server.embedded_redis import find_redis_server
+from service.server.process import free_port
 from service.storage.keys import GROUP, Keys
+from tests.support.redis_commands import commands_seen
 from tests.support.tools import require_installed
 
 
@@ -65,3 +68,58 @@ def job_keys(client: redis.Redis) -> set[bytes]:
     else:
         found = client.keys(pattern)
     return {key if isinstance(key, bytes) else key.encode() for key in found}
+
+
+def servers(client: redis.Redis, *, replicas: bool = False) -> list[redis.Redis]:
+    """A client of each server: the one Redis, or each primary of a Cluster (and each replica
+    with `replicas`)."""
+    if not isinstance(client, RedisCluster):
+        return [client]
+    nodes = client.get_nodes() if replicas else client.get_primaries()
+    return [client.get_redis_connection(node) for node in nodes]
+
+
+def matching(client: redis.Redis, pattern: str) -> set[bytes]:
+    """Every key that matches `pattern`, on every primary."""
+    found = (key for server in servers(client) for key in server.keys(pattern))
+    return {key if isinstance(key, bytes) else key.encode() for key in found}
+
+
+def key_count(client: redis.Redis) -> int:
+    return sum(server.dbsize() for server in servers(client))
+
+
+def reset_command_stats(client: redis.Redis) -> None:
+    for server in servers(client, replicas=True):
+        server.config_resetstat()
+
+
+# What a Cluster client sends besides a request's commands: the slot map it reads at start-up
+# and after a move, and the notifier's sharded subscriptions.
+_CLUSTER_UPKEEP = ("cmdstat_cluster", "cmdstat_ssubscribe", "cmdstat_readonly")
+
+
+def commands_seen_everywhere(client: redis.Redis) -> dict[str, int]:
+    """The commands the primaries ran since `reset_command_stats`, summed (on a single Redis,
+    `commands_seen`)."""
+    seen: Counter[str] = Counter()
+    for server in servers(client):
+        seen.update(commands_seen(server))
+    return {name: calls for name, calls in seen.items() if not name.startswith(_CLUSTER_UPKEEP)}
+
+
+def subscribers(client: redis.Redis) -> int:
+    """Connections with a pub/sub subscription, plain or sharded, on any server."""
+    return sum(
+        1
+        for server in servers(client, replicas=True)
+        for connection in server.client_list()
+        if int(connection.get("sub", 0)) + int(connection.get("ssub", 0)) > 0
+    )
+
+
+def unreachable_url(topology: str) -> str:
+    """A REDIS_URL of the topology's form where nothing listens."""
+    if topology == "cluster":
+        return f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    return f"redis://127.0.0.1:{free_port()}/0"
