@@ -17,6 +17,7 @@ from ruamel.yaml import YAML
 from starlette.routing import Match
 
 from service.api.app import create_app
+from service.redis_url import parse_redis_url
 from service.settings import Settings
 from service.storage.keys import GROUP, Keys
 from tests.support.dashboards import DASHBOARDS
@@ -145,8 +146,9 @@ def setting(environment: dict[str, str], name: str) -> Any:
     return getattr(Settings.model_validate(given), name.lower())
 
 
-def test_every_environment_variable_is_a_setting() -> None:
-    objects = rendered()
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_environment_variable_is_a_setting(overlay: str) -> None:
+    objects = rendered(overlay)
     for deployment in ("api", "worker"):
         names = {
             *configuration(objects, container(objects, deployment)),
@@ -156,19 +158,28 @@ def test_every_environment_variable_is_a_setting() -> None:
         assert all(name == name.upper() for name in names)
 
 
-def test_the_configuration_is_valid_settings_but_the_placeholder_key_is_refused() -> None:
-    objects = rendered()
+def settings_of(environment: dict[str, str]) -> Settings:
+    """The settings a container starts with, but for the placeholder API key it refuses."""
+    values = {name.lower(): value for name, value in environment.items()}
+    del values["api_keys"]
+    return Settings.model_validate(values)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_configuration_is_valid_settings_but_the_placeholder_key_is_refused(
+    overlay: str,
+) -> None:
+    objects = rendered(overlay)
     environment = configuration(objects, container(objects, "api"))
     assert environment["API_KEYS"] == "change-me"
-    values = {name.lower(): value for name, value in environment.items()}
     with pytest.raises(ValueError, match="API key"):
-        Settings.model_validate(values)
-    del values["api_keys"]
-    assert Settings.model_validate(values).redis_url == environment["REDIS_URL"]
+        Settings.model_validate({name.lower(): value for name, value in environment.items()})
+    assert settings_of(environment).redis_url == environment["REDIS_URL"]
 
 
-def test_api_and_workers_share_their_configuration_but_only_workers_consume() -> None:
-    objects = rendered()
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_and_workers_share_their_configuration_but_only_workers_consume(overlay: str) -> None:
+    objects = rendered(overlay)
     api = configuration(objects, container(objects, "api"))
     worker = configuration(objects, container(objects, "worker"))
     assert {"KEY_PREFIX", "REDIS_URL", "MODEL"} <= set(api) & set(worker)
@@ -179,25 +190,42 @@ def test_api_and_workers_share_their_configuration_but_only_workers_consume() ->
     assert setting(worker, "WORKER_CONCURRENCY") > 0
 
 
-def test_the_scaler_reads_the_stream_and_group_the_workers_consume() -> None:
-    objects = rendered()
-    environment = configuration(objects, container(objects, "worker"))
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_scaler_reads_the_streams_and_group_the_workers_consume(overlay: str) -> None:
+    objects = rendered(overlay)
+    settings = settings_of(configuration(objects, container(objects, "worker")))
+    target = parse_redis_url(settings.redis_url or "")
+    cluster = settings.redis_mode == "cluster"
+    keys = Keys(settings.key_prefix, shards=settings.effective_stream_shards, tagged=cluster)
     scaled = one(objects, "ScaledObject", "worker")
     assert scaled["spec"]["scaleTargetRef"]["name"] == "worker"
     assert scaled["spec"]["minReplicaCount"] == 0
-    [trigger] = scaled["spec"]["triggers"]
-    assert trigger["type"] == "redis-streams"
-    assert trigger["metadata"]["stream"] == Keys(setting(environment, "KEY_PREFIX")).stream
-    assert trigger["metadata"]["consumerGroup"] == GROUP
-    assert int(trigger["metadata"]["lagCount"]) > 0
-    redis_url = urlsplit(environment["REDIS_URL"])
-    assert trigger["metadata"]["address"].split(".")[0] == redis_url.hostname
-    assert trigger["metadata"]["address"].endswith(f":{redis_url.port}")
-    auth = one(objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])
-    [reference] = auth["spec"]["secretTargetRef"]
-    assert reference["parameter"] == "password"
-    password = one(objects, "Secret", reference["name"])["data"][reference["key"]]
-    assert base64.b64decode(password).decode() == redis_url.password
+    triggers = scaled["spec"]["triggers"]
+    streams = [trigger["metadata"]["stream"] for trigger in triggers]
+    assert sorted(streams) == sorted(shard.stream for shard in keys.shards)
+    # The same thresholds on every shard: one pod consumes them all.
+    thresholds = {
+        (t["metadata"]["lagCount"], t["metadata"]["activationLagCount"]) for t in triggers
+    }
+    assert len(thresholds) == 1
+    for trigger in triggers:
+        assert trigger["type"] == ("redis-cluster-streams" if cluster else "redis-streams")
+        assert trigger["metadata"]["consumerGroup"] == GROUP
+        assert int(trigger["metadata"]["lagCount"]) > 0
+        if cluster:
+            addresses = trigger["metadata"]["addresses"].split(",")
+            assert addresses == [f"{host}:{port}" for host, port in target.hosts]
+            password = target.password
+        else:
+            redis_url = urlsplit(target.url)
+            assert trigger["metadata"]["address"].split(".")[0] == redis_url.hostname
+            assert trigger["metadata"]["address"].endswith(f":{redis_url.port}")
+            password = redis_url.password
+        auth = one(objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+        [reference] = auth["spec"]["secretTargetRef"]
+        assert reference["parameter"] == "password"
+        secret = one(objects, "Secret", reference["name"])["data"][reference["key"]]
+        assert base64.b64decode(secret).decode() == password
 
 
 def test_probes_and_scrapes_are_routes_of_the_app_on_the_served_port() -> None:
@@ -280,26 +308,87 @@ def test_api_scales_on_cpu_and_keeps_one_pod_through_disruptions() -> None:
     assert selector.items() <= labels.items()
 
 
-def test_redis_keeps_an_append_only_file_and_only_the_service_reaches_it() -> None:
-    objects = rendered()
-    redis = one(objects, "StatefulSet", "redis")["spec"]["template"]
-    [box] = redis["spec"]["containers"]
+def pod_labels(obj: Object) -> dict[str, str]:
+    labels: dict[str, str] = obj["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def selects(selector: Object, labels: dict[str, str]) -> bool:
+    matched: dict[str, str] = selector.get("matchLabels", {})
+    return matched.items() <= labels.items()
+
+
+KEDA_OPERATOR = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}},
+    "podSelector": {"matchLabels": {"app": "keda-operator"}},
+}
+CLIENT_PORT = [{"protocol": "TCP", "port": 6379}]
+CLUSTER_BUS_PORT = 16379
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_redis_keeps_an_append_only_file_and_only_the_service_reaches_it(overlay: str) -> None:
+    objects = rendered(overlay)
+    [redis] = [o for o in objects if o["kind"] == "StatefulSet"]
+    [box] = redis["spec"]["template"]["spec"]["containers"]
+    flags = dict(zip(box["args"][::2], box["args"][1::2], strict=True))
     assert box["image"].startswith("redis:7")
-    assert box["args"][box["args"].index("--appendonly") + 1] == "yes"
-    assert box["args"][box["args"].index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert flags["--appendonly"] == "yes"
+    assert flags["--requirepass"] == "$(REDIS_PASSWORD)"
     [password] = box["env"]
     assert password["name"] == "REDIS_PASSWORD"
-    policy = one(objects, "NetworkPolicy", "redis")["spec"]
-    assert policy["podSelector"]["matchLabels"].items() <= redis["metadata"]["labels"].items()
-    [rule] = policy["ingress"]
-    assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
-    same_namespace = [p["podSelector"]["matchLabels"] for p in rule["from"] if len(p) == 1]
-    pods = {
-        name: one(objects, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
-        for name in ("api", "worker")
-    }
-    assert len(same_namespace) == 2
-    assert all(any(s.items() <= labels.items() for s in same_namespace) for labels in pods.values())
+    cluster = flags.get("--cluster-enabled") == "yes"
+    if cluster:
+        assert flags["--masterauth"] == "$(REDIS_PASSWORD)"
+    [policy] = [
+        o["spec"]
+        for o in objects
+        if o["kind"] == "NetworkPolicy" and selects(o["spec"]["podSelector"], pod_labels(redis))
+    ]
+    clients = [pod_labels(one(objects, "Deployment", name)) for name in ("api", "worker")]
+    jobs = [pod_labels(o) for o in objects if o["kind"] == "Job"]
+    reach: dict[str, set[int]] = {"client": set(), "redis": set()}
+    for rule in policy["ingress"]:
+        ports = {port["port"] for port in rule["ports"]}
+        for peer in rule["from"]:
+            if peer == KEDA_OPERATOR or any(selects(peer["podSelector"], c) for c in clients):
+                assert rule["ports"] == CLIENT_PORT
+            elif selects(peer["podSelector"], pod_labels(redis)):
+                reach["redis"] |= ports
+            else:
+                assert any(selects(peer["podSelector"], job) for job in jobs), peer
+                assert rule["ports"] == CLIENT_PORT
+    for labels in clients:
+        assert any(
+            selects(peer.get("podSelector", {}), labels) and "namespaceSelector" not in peer
+            for rule in policy["ingress"]
+            for peer in rule["from"]
+        )
+    # The nodes of a cluster replicate on the client port and gossip on the bus.
+    assert reach["redis"] == ({6379, CLUSTER_BUS_PORT} if cluster else set())
+
+
+def test_the_cluster_is_the_statefulsets_pods_three_primaries_with_a_replica_each() -> None:
+    objects = rendered("redis-cluster")
+    redis = one(objects, "StatefulSet", "redis-cluster")["spec"]
+    headless = one(objects, "Service", redis["serviceName"])["spec"]
+    assert headless["clusterIP"] == "None"
+    assert headless["selector"] == redis["selector"]["matchLabels"]
+    assert {p["port"] for p in headless["ports"]} == {6379, CLUSTER_BUS_PORT}
+    settings = settings_of(configuration(objects, container(objects, "worker")))
+    target = parse_redis_url(settings.redis_url or "")
+    pods = [
+        f"{redis['serviceName']}-{i}.{redis['serviceName']}.prediction-service.svc.cluster.local"
+        for i in range(redis["replicas"])
+    ]
+    primaries = redis["replicas"] // 2
+    assert [host for host, _ in target.hosts] == pods[:primaries]
+    [create] = one(objects, "Job", "redis-cluster-create")["spec"]["template"]["spec"]["containers"]
+    [script] = create["args"]
+    assert "--cluster-replicas 1" in script
+    assert f"for i in {' '.join(str(i) for i in range(redis['replicas']))};" in script
+    # Explicit, not left to the default (the number of hosts REDIS_URL lists).
+    assert configuration(objects, container(objects, "worker"))["STREAM_SHARDS"] == str(primaries)
 
 
 def test_the_dashboard_copies_are_identical_to_the_dashboards() -> None:
