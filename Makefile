@@ -13,7 +13,7 @@ DOCS_PORT ?= 8000
 
 export MODEL_PATH
 
-.PHONY: help venv run worker cluster sentinel test test-quick bench bench-settings bench-instructions bench-compare bench-micro bench-micro-baseline gate gate-baseline k8s-validate lint fmt model lock locust loadtest prometheus up down clean
+.PHONY: help venv run worker cluster sentinel test test-quick bench bench-settings bench-instructions bench-compare bench-topologies bench-micro bench-micro-baseline gate gate-baseline k8s-validate lint fmt model lock locust loadtest prometheus up down clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -78,6 +78,9 @@ gate: $(STAMP) ## The performance-regression gate CI runs (exact counts, instruc
 # each figure's median same-round ratio, its interval and a verdict (docs/benchmarks.md).
 bench-compare: $(STAMP) ## This tree vs BASE=<git ref> side by side: ratios, intervals, verdicts; reports/compare-<timestamp>/
 	$(BIN)/python -m bench compare $(if $(BASE),--base "$(BASE)")
+
+bench-topologies: $(STAMP) ## One Redis vs a 3+3 Redis Cluster: jobs/s, polls/s, Redis and API CPU per request, WAIT's latency; reports/topologies-<timestamp>/
+	$(BIN)/python -m bench.topologies
 
 # The micro-benchmarks (bench/micro) against a saved baseline of their own, pytest-benchmark's
 # storage under MICRO_STORAGE: bench-micro-baseline saves one; bench-micro compares with the

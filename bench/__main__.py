@@ -1,6 +1,7 @@
 """`python -m bench <command>`:
 
-run           `make bench`: the side-by-side run, written to reports/<timestamp>/
+run           `make bench`: the side-by-side run, written to reports/<timestamp>/, then one
+              Redis against a Redis Cluster (bench/topologies.py; BENCH_TOPOLOGIES=0 skips it)
 gate          `make gate`: instructions per request against bench/instructions.toml, then
               a short side-by-side run against bench/gate.toml's floors
 baseline      `make gate-baseline`: count the instructions again and write them to
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import compare, gate, history, instructions, server_settings
+from bench import compare, gate, history, instructions, server_settings, topologies
 from bench.config import BenchConfig
 from bench.load import GeneratorSaturatedError, WrkMissingError, wrk_binary
 from bench.placement import default_placement
@@ -137,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         history.write_github_action_benchmark(out, results)
     write_report(out, results, micro, runs)
     print_table(results, out)
+    if full:
+        topology_cfg = topologies.TopologyConfig()
+        if topology_cfg.enabled:
+            code = topologies.run_into(out, placement, topology_cfg)
+            if code != 0:
+                return code
     if not counts_held:
         print("gate: instructions per request moved past the tolerance", file=sys.stderr)
         return 1
