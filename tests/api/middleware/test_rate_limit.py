@@ -1,13 +1,18 @@
 from collections.abc import Callable
-from typing import cast
 
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from service.server.process import free_port
 from tests.support.http import BODY, KEY_A, KEY_B, bearer
-from tests.support.redis_commands import commands_seen
+from tests.support.topologies import (
+    commands_seen_everywhere,
+    matching,
+    reset_command_stats,
+    unreachable_url,
+)
+
+pytestmark = pytest.mark.both_topologies
 
 # One request per 1000 s refills: within a test, only the burst passes.
 SLOW = {"rate_limit_per_s": 0.001, "rate_limit_burst": 3}
@@ -46,34 +51,36 @@ def test_the_limit_costs_one_round_trip_and_nothing_when_off(
 ) -> None:
     limited = make_client(rate_limit_per_s=1000, worker_concurrency=0)
     limited.post("/predict", json=BODY)  # loads the script
-    redis_client.config_resetstat()
+    reset_command_stats(redis_client)
     assert limited.post("/predict", json=BODY).status_code == 200
     # The script's own commands are counted too; the script call is the one round trip.
-    assert commands_seen(redis_client) == {
+    assert commands_seen_everywhere(redis_client) == {
         "cmdstat_evalsha": 1,
         "cmdstat_time": 1,
         "cmdstat_get": 1,
         "cmdstat_set": 1,
     }
     unlimited = make_client(worker_concurrency=0)
-    redis_client.config_resetstat()
+    reset_command_stats(redis_client)
     assert unlimited.post("/predict", json=BODY).status_code == 200
-    assert commands_seen(redis_client) == {}
+    assert commands_seen_everywhere(redis_client) == {}
 
 
 def test_the_bucket_expires_once_full_again(
     make_client: Callable[..., TestClient], redis_client: redis.Redis
 ) -> None:
     make_client(rate_limit_per_s=0.001, rate_limit_burst=5).post("/predict", json=BODY)
-    [bucket] = cast(list[bytes], redis_client.keys("pred:rate:*"))
+    [bucket] = matching(redis_client, "pred:rate:*")
     assert bucket.startswith(b"pred:rate:addr:")
     # One request spent: the bucket is full again one interval (1000 s) later.
     assert 990_000 < redis_client.pttl(bucket) <= 1_000_000
 
 
-def test_redis_down_with_the_limit_on_is_503(make_client: Callable[..., TestClient]) -> None:
+def test_redis_down_with_the_limit_on_is_503(
+    make_client: Callable[..., TestClient], topology: str
+) -> None:
     client = make_client(
-        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        redis_url=unreachable_url(topology),
         redis_socket_timeout_s=0.5,
         rate_limit_per_s=10,
     )
