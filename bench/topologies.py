@@ -99,6 +99,10 @@ class Work:
     redis_cpu_s: float
     primaries_cpu_s: float
     api_cpu_s: float
+    # Busy share of the API's cores and of the Redis and wrk cores while wrk ran: which side
+    # set the pace.
+    api_core_busy: float = float("nan")
+    redis_core_busy: float = float("nan")
     per_s: float = field(init=False)
     redis_us_per_unit: float = field(init=False)
     primaries_us_per_unit: float = field(init=False)
@@ -160,6 +164,10 @@ METRICS: tuple[tuple[str, Metric, str], ...] = (
     ("Redis CPU per poll, primaries only (us)", lambda r: r.polls.primaries_us_per_unit, ",.1f"),
     ("API CPU per job, submit + consume (us)", lambda r: r.jobs.api_us_per_unit, ",.1f"),
     ("API CPU per poll (us)", lambda r: r.polls.api_us_per_unit, ",.1f"),
+    ("API core busy, submits", lambda r: r.jobs.api_core_busy, ".0%"),
+    ("Redis + wrk core busy, submits", lambda r: r.jobs.redis_core_busy, ".0%"),
+    ("API core busy, polls", lambda r: r.polls.api_core_busy, ".0%"),
+    ("Redis + wrk core busy, polls", lambda r: r.polls.redis_core_busy, ".0%"),
 )
 
 
@@ -167,21 +175,27 @@ def spread_of(rounds: Sequence[TopologyRound], topology: TopologyName, metric: M
     return Spread.of([metric(r) for r in rounds if r.topology == topology])
 
 
-def ratio_spread(rounds: Sequence[TopologyRound], metric: Metric) -> Spread:
-    """Cluster over one Redis, one ratio per round (same round, same machine state)."""
+def ratio_spread(rounds: Sequence[TopologyRound], metric: Metric) -> Spread | None:
+    """Cluster over one Redis, one ratio per round (same round, same machine state); None
+    when no round has both, or one Redis's figure is 0 (a core not metered, unpinned)."""
     by_round: dict[int, dict[TopologyName, float]] = {}
     for r in rounds:
         by_round.setdefault(r.round, {})[r.topology] = metric(r)
-    return Spread.of(
-        [pair["cluster"] / pair["single"] for pair in by_round.values() if len(pair) == 2]
-    )
+    ratios = [
+        pair["cluster"] / pair["single"]
+        for pair in by_round.values()
+        if len(pair) == 2 and pair["single"]
+    ]
+    return Spread.of(ratios) if ratios else None
 
 
-def _cell(spread: Spread, fmt: str) -> str:
+def _cell(spread: Spread | None, fmt: str) -> str:
+    if spread is None:
+        return "-"
     return f"{spread.median:{fmt}} ({spread.low:{fmt}}-{spread.high:{fmt}})"
 
 
-def summary(run: TopologiesRun) -> dict[str, dict[str, Spread]]:
+def summary(run: TopologiesRun) -> dict[str, dict[str, Spread | None]]:
     """Every metric's median and range per topology, and the same-round ratio."""
     return {
         name: {
@@ -209,7 +223,7 @@ def render(run: TopologiesRun) -> str:
         row = figures[name]
         lines.append(
             f"| {name} | {_cell(row['single'], fmt)} | {_cell(row['cluster'], fmt)} | "
-            f"{_cell(row['cluster/single'], '.2f')} |"
+            f"{_cell(row['cluster/single'], '.2f') if not fmt.endswith('%') else ''} |"
         )
     if run.latency:
         connections = run.latency[0].connections
@@ -318,9 +332,19 @@ class Deployment:
         primaries = sum(nodes[port] for port in self.primary_ports)
         return sum(nodes.values()), primaries, _process_tree_cpu_s(self.api.process.pid)
 
-    def work_since(self, mark: tuple[float, float, float], units: int, seconds: float) -> Work:
+    def work_since(
+        self, mark: tuple[float, float, float], units: int, seconds: float, load: LoadRun
+    ) -> Work:
         now = self.cpu_mark()
-        return Work(units, seconds, now[0] - mark[0], now[1] - mark[1], now[2] - mark[2])
+        return Work(
+            units,
+            seconds,
+            redis_cpu_s=now[0] - mark[0],
+            primaries_cpu_s=now[1] - mark[1],
+            api_cpu_s=now[2] - mark[2],
+            api_core_busy=load.server_core_busy,
+            redis_core_busy=load.load_core_busy,
+        )
 
     def idle_redis_ms_per_s(self, seconds: float = IDLE_S) -> float:
         before = sum(self.redis_cpu_s().values())
@@ -449,7 +473,7 @@ def measure_jobs(deployment: Deployment, placement: Placement, cfg: TopologyConf
         if time.monotonic() > deadline:
             raise TimeoutError(f"{deployment.name}: {done} of {accepted} jobs finished")
         time.sleep(DRAIN_POLL_S)
-    return deployment.work_since(mark, done, time.monotonic() - start)
+    return deployment.work_since(mark, done, time.monotonic() - start, load)
 
 
 def measure_polls(
@@ -462,7 +486,7 @@ def measure_polls(
     ids_file.write_text("\n".join(ids) + "\n")
     mark = deployment.cpu_mark()
     load = _wrk(deployment.api.url, "poll", placement, cfg, {"BENCH_IDS_FILE": str(ids_file)})
-    return deployment.work_since(mark, load.requests, load.duration_s)
+    return deployment.work_since(mark, load.requests, load.duration_s, load)
 
 
 def measure_latency(

@@ -6,6 +6,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bench import topologies
 from bench.placement import Placement
 from bench.topologies import (
     MIN_REDIS_MAJOR,
@@ -20,6 +21,7 @@ from bench.topologies import (
     ratio_spread,
     redis_version,
     render,
+    run_into,
     spread_of,
     write,
 )
@@ -33,6 +35,8 @@ def _round(topology: str, index: int, jobs_per_s: float, redis_cpu_s: float) -> 
         redis_cpu_s=redis_cpu_s,
         primaries_cpu_s=redis_cpu_s / 2,
         api_cpu_s=1.0,
+        api_core_busy=0.9,
+        redis_core_busy=0.5,
     )
     polls = Work(units=10_000, seconds=2.0, redis_cpu_s=0.05, primaries_cpu_s=0.05, api_cpu_s=0.5)
     return TopologyRound(topology, index, jobs, polls)  # type: ignore[arg-type]
@@ -87,6 +91,9 @@ def test_figures_are_per_topology_and_ratios_per_round() -> None:
 
 def test_a_round_missing_one_topology_gives_no_ratio() -> None:
     assert ratio_spread(ROUNDS[:3], lambda r: r.jobs.per_s) == Spread(0.5, 0.5, 0.5)
+    assert ratio_spread(ROUNDS[1:3], lambda r: r.jobs.per_s) is None
+    # Unpinned, no core is metered: a busy share of 0 is no denominator.
+    assert ratio_spread(ROUNDS, lambda r: 0.0) is None
 
 
 def test_the_table_shows_both_topologies_their_ratio_and_the_cost_of_wait() -> None:
@@ -101,6 +108,8 @@ def test_the_table_shows_both_topologies_their_ratio_and_the_cost_of_wait() -> N
     )
     assert "one Redis 1.5, Cluster 3+3 12.0" in table
     assert "closed loop of 4 wrk connections" in table
+    # A busy share has no ratio column.
+    assert "| API core busy, submits | 90% (90%-90%) | 90% (90%-90%) |  |" in table
 
 
 def test_the_report_files_hold_the_rounds_and_the_summary(tmp_path: Path) -> None:
@@ -109,6 +118,24 @@ def test_the_report_files_hold_the_rounds_and_the_summary(tmp_path: Path) -> Non
     saved = orjson.loads((tmp_path / "topologies.json").read_bytes())
     assert len(saved["run"]["rounds"]) == len(ROUNDS)
     assert saved["summary"]["poll rps"]["cluster/single"]["median"] == 1.0
+
+
+def test_bench_topologies_0_turns_the_part_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert TopologyConfig().enabled
+    monkeypatch.setenv("BENCH_TOPOLOGIES", "0")
+    monkeypatch.setenv("BENCH_TOPOLOGY_DURATION", "1.5")
+    cfg = TopologyConfig()
+    assert not cfg.enabled
+    assert cfg.duration == 1.5
+
+
+def test_a_redis_older_than_7_is_skipped_with_a_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(topologies, "redis_version", lambda _binary: (6, 2, 14))
+    assert run_into(tmp_path, Placement(frozenset(), frozenset())) == 0
+    assert "skipped: redis-server 6.2.14 is older than 7" in capsys.readouterr().err
+    assert not (tmp_path / "topologies.json").exists()
 
 
 def _redis_7() -> bool:
