@@ -5,7 +5,9 @@ latency on the Cluster. docs/capacity.md turns these into shards and cores for a
 
 `python -m bench.topologies` (`make bench-topologies`), and the last part of `make bench`
 (BENCH_TOPOLOGIES=0 skips it). BENCH_TOPOLOGY_DURATION seconds per measurement,
-BENCH_TOPOLOGY_ROUNDS rounds, the two topologies in alternating order from round to round.
+BENCH_TOPOLOGY_ROUNDS rounds, the two topologies in alternating order from round to round;
+wrk on BENCH_TOPOLOGY_CONNECTIONS connections for throughput, and a closed loop of
+BENCH_TOPOLOGY_LATENCY_CONNECTIONS for the submit latency with and without WAIT.
 
 Both topologies run with the same persistence (AOF, fsync every second), their Redis processes
 (every thread) pinned to the load generator's cores, the API (`python -m service serve`, one
