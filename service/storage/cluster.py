@@ -76,6 +76,17 @@ class ServiceRedisCluster(RedisCluster):
             raise RedisClusterException("no primary of the Redis Cluster serves slots") from exc
         return self
 
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        """XREADGROUP's keys follow its STREAMS word, a place Redis's command table marks as
+        movable: redis-py would ask the node (COMMAND GETKEYS) on every read, one more round
+        trip per consumer batch. They are read here; any other command is redis-py's."""
+        if str(command).upper() == "XREADGROUP":
+            words = [arg.upper() if isinstance(arg, bytes | str) else arg for arg in args]
+            for streams_word in (b"STREAMS", "STREAMS"):
+                if streams_word in words:
+                    return self.keyslot(args[words.index(streams_word) + 1])
+        return await super()._determine_slot(command, *args)
+
     async def refresh_slots(self) -> None:
         """Read the slot map again now (after a connection to a node broke)."""
         self._initialize = True
