@@ -39,7 +39,7 @@ _EMPTY_RESPONSE = "EMPTY_RESPONSE"
 _FIRST_KEY_COMMANDS = frozenset({"HGETALL", "GET", "SET", "HSET", "EXISTS", "XLEN", "DEL"})
 _SCRIPT_COMMANDS = frozenset({"EVALSHA", "EVAL"})
 # Replies that mean the node did not run the command: redis-py's path retries them properly.
-_REROUTE = (MovedError, AskError, TryAgainError, ClusterDownError, SlotNotCoveredError)
+NOT_RUN = (MovedError, AskError, TryAgainError, ClusterDownError, SlotNotCoveredError)
 
 
 def _tagged_slot(key: EncodableT) -> int:
@@ -128,7 +128,7 @@ class AutoPipelinedRedisCluster(ServiceRedisCluster):
         start = perf_counter()
         try:
             response = await self.pipeline_for_slot(slot).submit(args)
-        except _REROUTE:
+        except NOT_RUN:
             return await super().execute_command(*args, **options)
         except CommandNotSentError:
             self._initialize = True  # the node is gone: read the slot map again
