@@ -34,6 +34,8 @@ from service.storage.autopipeline import AutoPipeline, CommandNotSentError, pars
 from service.storage.keys import key_slot
 
 _EMPTY_RESPONSE = "EMPTY_RESPONSE"
+# How uvloop refuses a write on a transport already closed.
+_CLOSED_TRANSPORT = "the handler is closed"
 # Commands whose one key is their first argument, and the scripts (EVALSHA sha numkeys key...)
 # whose first key names the slot of all: what the service sends on its hot paths.
 _FIRST_KEY_COMMANDS = frozenset({"HGETALL", "GET", "SET", "HSET", "EXISTS", "XLEN", "DEL"})
@@ -86,6 +88,18 @@ class ServiceRedisCluster(RedisCluster):
                 if streams_word in words:
                     return self.keyslot(args[words.index(streams_word) + 1])
         return await super()._determine_slot(command, *args)
+
+    async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
+        """redis-py's, except that a write on a connection that redis-py closed meanwhile (it
+        closes every connection when the cluster reports itself down, while other commands
+        are still being sent) is the ConnectionError it is, not uvloop's RuntimeError: the
+        command was not sent, and the caller answers 503."""
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except RuntimeError as exc:
+            if _CLOSED_TRANSPORT not in str(exc):
+                raise
+            raise RedisConnectionError(str(exc)) from exc
 
     async def refresh_slots(self) -> None:
         """Read the slot map again now (after a connection to a node broke)."""
