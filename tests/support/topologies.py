@@ -94,10 +94,16 @@ def reset_command_stats(client: redis.Redis) -> None:
         server.config_resetstat()
 
 
-# What a Cluster client sends besides a request's commands: the slot map and the command table
-# it reads once it starts (and the slot map again after a move), and the notifier's sharded
-# subscriptions.
-_CLUSTER_UPKEEP = ("cmdstat_cluster", "cmdstat_command", "cmdstat_ssubscribe", "cmdstat_readonly")
+# What a Cluster sees besides a request's commands: the slot map and the command table a client
+# reads once it starts (and the slot map again after a move), the notifier's sharded
+# subscriptions, and the replicas' acknowledgements to their primaries.
+_CLUSTER_UPKEEP = (
+    "cmdstat_cluster",
+    "cmdstat_command",
+    "cmdstat_ssubscribe",
+    "cmdstat_readonly",
+    "cmdstat_replconf",
+)
 
 
 def commands_seen_everywhere(client: redis.Redis) -> dict[str, int]:
