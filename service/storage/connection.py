@@ -5,7 +5,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.utils import HIREDIS_AVAILABLE
 
@@ -109,9 +109,13 @@ def create_cluster(
     client = cls(
         startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
         max_connections=settings.redis_max_connections,
-        # Failover takes the cluster's node timeout and then some: a few tries, a little
-        # apart, ride out a MOVED storm, not a whole failover (those requests answer 503).
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 3),
+        # No retry of a command that may have run: redis-py would send it again after a
+        # connection broke or timed out with it in flight, and a rate-limit call or a
+        # mark-running would count twice. Redirections (MOVED, ASK, TRYAGAIN) are followed
+        # all the same; a command a failing node never took is sent again by the service's
+        # own paths (service/storage/cluster.py); the rest answer 503 and are retried by the
+        # caller (a client with its Idempotency-Key, a consumer after its backoff).
+        retry=Retry(NoBackoff(), 0),
         require_full_coverage=False,
         # The seeds stay the ones REDIS_URL lists. redis-py would replace them with the nodes
         # it discovers, and a cluster that answers before it has slots (being created)

@@ -70,9 +70,11 @@ def served_env(redis_url: str, wait_replicas: str | None) -> dict[str, str]:
     return env
 
 
-def assert_only_503s(traffic: Traffic) -> None:
+def assert_only_503s(traffic: Traffic, served: ServerProcess) -> None:
+    """Failures are 503s; any other answer fails with the server's tracebacks, its cause."""
     kinds = traffic.kinds_of_failure()
-    assert set(kinds) <= {"503"}, kinds
+    tracebacks = served.output().split("Traceback")[1:][-3:]
+    assert set(kinds) <= {"503"}, (kinds, tracebacks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,9 @@ def crash_under(
     return Crash(at, failed_over_s, healed_s)
 
 
-def assert_failures_inside(traffic: Traffic, crash: Crash, slot: int, report: Report) -> None:
+def assert_failures_inside(
+    traffic: Traffic, served: ServerProcess, crash: Crash, slot: int, report: Report
+) -> None:
     """Failures only 503s, only between the crash and SETTLE_S after the node was back, and a
     success on the shard of `slot` after the crash; the figures reported."""
     seen = window(traffic, crash.at, slot)
@@ -113,7 +117,7 @@ def assert_failures_inside(traffic: Traffic, crash: Crash, slot: int, report: Re
     report("healed_s", f"{crash.healed_s:.2f}")
     report("window", seen)
     report("failures", dict(traffic.kinds_of_failure()))
-    assert_only_503s(traffic)
+    assert_only_503s(traffic, served)
     if seen.failures:
         assert seen.first_failure_s is not None, seen
         assert seen.first_failure_s >= 0, seen
@@ -141,7 +145,7 @@ def test_cluster_primary_killed_under_load(
             )
         outcome = fate(served.url, client, CLUSTER_KEYS, traffic.accepted)
         report("fate", outcome)
-        assert_failures_inside(traffic, crash, SHARD.slot, report)
+        assert_failures_inside(traffic, served, crash, SHARD.slot, report)
         if wait_replicas is not None:
             assert_nothing_lost(outcome)
 
@@ -195,7 +199,7 @@ def test_sentinel_primary_killed_under_load(tmp_path: Path, report: Report) -> N
             with group.client(group.primary()) as client:
                 outcome = fate(served.url, client, SINGLE_KEYS, traffic.accepted)
             report("fate", outcome)
-            assert_failures_inside(traffic, crash, SINGLE_KEYS.shards[0].slot, report)
+            assert_failures_inside(traffic, served, crash, SINGLE_KEYS.shards[0].slot, report)
             assert_nothing_lost(outcome)
 
 

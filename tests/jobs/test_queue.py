@@ -295,3 +295,22 @@ def test_a_redis_that_lost_the_scripts_still_takes_submits_and_runs_jobs(
     redis_client.script_flush()  # as a restarted Redis without persistence would have them
     prediction_id = submit(client)
     assert client.get(f"/predict/{prediction_id}?wait=5").json()["status"] == "succeeded"
+
+
+def test_a_submit_sent_twice_queues_its_job_once(
+    make_client: Callable[..., TestClient], redis_client: redis.Redis, keys: Keys
+) -> None:
+    """A client library that retries a command whose reply it lost sends the same submit
+    (the same job id) again: the second run adds nothing."""
+    client = make_client(worker_concurrency=0)
+    store = services_of(client).store
+    job_id = store.new_job_id()
+
+    async def submit_twice() -> list[str]:
+        first = await store.submit(job_id, b'"x"', enqueue=True)
+        again = await store.submit(job_id, b'"x"', enqueue=True)
+        return [first.verdict, again.verdict]
+
+    assert in_app(client, submit_twice) == ["ok", "ok"]
+    assert stream_length(redis_client, keys) == 1
+    assert total(redis_client, keys, "backlog") == 1

@@ -5,7 +5,13 @@
 --       deadline_at ('' for none), body digest ('' without an idempotency key),
 --       enqueue ('1' to XADD), owner (the API key's id; '' with auth off)
 -- Returns {'ok', backlog} | {'full', backlog, completed} | {'duplicate', id} | {'conflict', id}
+-- A job id is new for each submit: a job hash that exists already means this very call ran
+-- before (a client's retry after a reply it lost), and it is answered as then, adding nothing,
+-- so that no retry queues a job twice.
 redis.replicate_commands()
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {'ok', tonumber(redis.call('GET', KEYS[3]) or '0')}
+end
 local idem = KEYS[5]
 if ARGV[8] ~= '' then
   local existing = redis.call('GET', idem)
