@@ -82,7 +82,8 @@ class ServiceRedisCluster(RedisCluster):
         """XREADGROUP's keys follow its STREAMS word, a place Redis's command table marks as
         movable: redis-py would ask the node (COMMAND GETKEYS) on every read, one more round
         trip per consumer batch. They are read here; any other command is redis-py's."""
-        if str(command).upper() == "XREADGROUP":
+        name = str(command).upper()
+        if name == "XREADGROUP":
             words = [arg.upper() if isinstance(arg, bytes | str) else arg for arg in args]
             for streams_word in (b"STREAMS", "STREAMS"):
                 if streams_word in words:
@@ -90,11 +91,21 @@ class ServiceRedisCluster(RedisCluster):
         return await super()._determine_slot(command, *args)
 
     async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
-        """redis-py's, except that a write on a connection that redis-py closed meanwhile (it
-        closes every connection when the cluster reports itself down, while other commands
-        are still being sent) is the ConnectionError it is, not uvloop's RuntimeError: the
-        command was not sent, and the caller answers 503."""
+        """redis-py's, except for two things.
+
+        The slot map is read before the command is routed: redis-py chooses how to route a
+        command before it reads a map it lacks, and without one it sends a keyed command to
+        any node. At start-up, the consumers' first commands drew MOVED answers, and at every
+        fifth MOVED redis-py closes all of the client's connections, the commands in flight
+        on them included (a rate-limit call answered 503 in a healthy Cluster).
+
+        A write on a connection that redis-py closed meanwhile (it closes every connection
+        when the cluster reports itself down, while other commands are still being sent) is
+        the ConnectionError it is, not uvloop's RuntimeError: the command was not sent, and
+        the caller answers 503."""
         try:
+            if self._initialize:
+                await self.initialize()
             return await super().execute_command(*args, **kwargs)
         except RuntimeError as exc:
             if _CLOSED_TRANSPORT not in str(exc):

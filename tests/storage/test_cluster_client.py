@@ -1,12 +1,15 @@
 """The Cluster client's own round trips, counted by the Cluster's nodes (INFO commandstats)."""
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
+from fastapi.testclient import TestClient
 from redis.cluster import RedisCluster
 
 from service.settings import Settings
 from service.storage.connection import close_redis, create_redis
+from tests.support.http import ASYNC, BODY
 
 
 @pytest.mark.parametrize("topology", ["cluster"])
@@ -34,3 +37,21 @@ def test_a_consumer_s_read_costs_no_command_getkeys(
         for name in ("cmdstat_xreadgroup", "cmdstat_command|getkeys")
     }
     assert calls == {"cmdstat_xreadgroup": 20, "cmdstat_command|getkeys": 0}
+
+
+@pytest.mark.parametrize("topology", ["cluster"])
+def test_a_new_app_s_first_commands_go_to_the_right_nodes(
+    topology: str, make_client: Callable[..., TestClient], redis_client: RedisCluster
+) -> None:
+    """Before it has read the slot map, redis-py routes a keyed command to any node: the
+    consumers' first commands drew MOVED, and every fifth MOVED made redis-py close all of
+    the client's connections, a request's command in flight among them (a 503). The map is
+    read first; the Cluster's nodes count no MOVED (INFO errorstats)."""
+    redis_client.config_resetstat(target_nodes=RedisCluster.PRIMARIES)
+    for _ in range(5):
+        client = make_client(rate_limit_per_s=1000)
+        assert client.post("/predict", json={"input": "x"}).status_code == 200
+        assert client.post("/predict", json=BODY, headers=ASYNC).status_code == 202
+    stats = redis_client.info("errorstats", target_nodes=RedisCluster.PRIMARIES)
+    moved = sum(node.get("errorstat_MOVED", {}).get("count", 0) for node in stats.values())
+    assert moved == 0
