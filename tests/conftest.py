@@ -31,14 +31,37 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "both_topologies: run the test on a single Redis and on a 3-primary Redis Cluster",
     )
+    config.addinivalue_line(
+        "markers", "single_topology: in a both_topologies module, a test for a single Redis only"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A test marked both_topologies runs twice: the same test, not a copy, on each."""
-    if "topology" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
-        "both_topologies"
+    """A test marked both_topologies runs twice: the same test, not a copy, on each (unless
+    it is marked single_topology itself: what a Cluster refuses to run)."""
+    definition = metafunc.definition
+    if (
+        "topology" in metafunc.fixturenames
+        and definition.get_closest_marker("both_topologies")
+        and not definition.get_closest_marker("single_topology")
     ):
         metafunc.parametrize("topology", ["single", "cluster"], scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The Cluster variant of a test of ASYNC_BACKEND=background is not a test: the settings
+    refuse that backend on a Cluster (tests/storage/test_redis_url.py shows it). Deselected,
+    so that nothing is skipped."""
+    refused = [
+        item
+        for item in items
+        if (params := getattr(getattr(item, "callspec", None), "params", {})).get("topology")
+        == "cluster"
+        and params.get("backend") == "background"
+    ]
+    if refused:
+        config.hook.pytest_deselected(items=refused)
+        items[:] = [item for item in items if item not in refused]
 
 
 @pytest.fixture(scope="session")

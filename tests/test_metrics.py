@@ -141,6 +141,7 @@ def test_redis_round_trips_are_counted_without_adding_any(
         "cmdstat_expire",
         "cmdstat_xadd",
         "cmdstat_incr",
+        "cmdstat_exists",
     }
 
 

@@ -22,11 +22,6 @@ from tests.support.topologies import (
 pytestmark = pytest.mark.both_topologies
 
 
-def skip_background_on_a_cluster(topology: str, backend: str) -> None:
-    if topology == "cluster" and backend == "background":
-        pytest.skip("ASYNC_BACKEND=background needs a single Redis (the settings refuse it)")
-
-
 def test_sync_predict_answers_the_seed_body(client: TestClient) -> None:
     response = client.post("/predict", json=BODY)
     assert response.status_code == 200
@@ -78,7 +73,6 @@ def test_async_mode_nonsense_is_422(client: TestClient) -> None:
 def test_async_then_poll_returns_the_result(
     make_client: Callable[..., TestClient], topology: str, backend: str
 ) -> None:
-    skip_background_on_a_cluster(topology, backend)
     client = make_client(async_backend=backend)
     accepted = client.post("/predict", json=BODY, headers={"async_mode": "true"})
     polled = client.get(accepted.headers["location"] + "?wait=5")
@@ -98,6 +92,7 @@ _SUBMIT_SCRIPT_COMMANDS = {
     "cmdstat_expire",
     "cmdstat_xadd",
     "cmdstat_incr",
+    "cmdstat_exists",
 }
 
 
@@ -105,7 +100,6 @@ _SUBMIT_SCRIPT_COMMANDS = {
 def test_async_submit_is_one_round_trip(
     make_client: Callable[..., TestClient], redis_client: redis.Redis, topology: str, backend: str
 ) -> None:
-    skip_background_on_a_cluster(topology, backend)
     # No in-process consumers, so that every command seen is the request's own.
     client = make_client(async_backend=backend, worker_concurrency=0)
     client.post("/predict", json=BODY, headers={"async_mode": "true"})  # loads the script
@@ -175,10 +169,8 @@ def test_unsuccessful_jobs_say_why(
     }
 
 
-def test_model_error_in_background_marks_failed(
-    make_client: Callable[..., TestClient], topology: str
-) -> None:
-    skip_background_on_a_cluster(topology, "background")
+@pytest.mark.single_topology  # a Cluster refuses ASYNC_BACKEND=background
+def test_model_error_in_background_marks_failed(make_client: Callable[..., TestClient]) -> None:
     client = make_client(FailingModel(), async_backend="background")
     accepted = client.post("/predict", json=BODY, headers={"async_mode": "true"})
     body = client.get(accepted.headers["location"]).json()
