@@ -17,6 +17,7 @@ from service.api.headers import (
     async_mode_requested,
     first,
     preferred_wait_s,
+    respond_async_preferred,
 )
 from service.api.responses import (
     JSONBytesResponse,
@@ -77,11 +78,15 @@ class PredictionHandlers:
         """`headers` are the request's, picked once (pick_headers); `owner` is the id of the API
         key that asks (None without keys): its job is its."""
         settings = self.settings
+        # `Prefer: respond-async` asks for the async answer too; an async-mode header, when
+        # there is one, decides.
+        prefers_async = "prefer" in headers and respond_async_preferred(headers)
         try:
             # Most requests carry neither spelling: two lookups, no call.
-            asynchronous = ("async_mode" in headers or "async-mode" in headers) and (
-                async_mode_requested(headers)
-            )
+            if "async_mode" in headers or "async-mode" in headers:
+                asynchronous = async_mode_requested(headers)
+            else:
+                asynchronous = prefers_async
         except InvalidAsyncModeError as exc:
             return json_response(422, {"error": str(exc)})
         idempotency_key = (
@@ -150,6 +155,8 @@ class PredictionHandlers:
         answer_headers = {"Location": f"{root_path}/predict/{prediction_id}"}
         if submission.replayed:
             answer_headers["Idempotent-Replayed"] = "true"
+        if prefers_async:
+            answer_headers["Preference-Applied"] = "respond-async"
         return json_response(
             202,
             {"prediction_id": prediction_id, "status": _QUEUED},

@@ -1,5 +1,5 @@
 """What a prediction reads from its request's headers: the async-mode switch (in both
-spellings), the `wait` preference of RFC 7240, and the idempotency key.
+spellings), the `respond-async` and `wait` preferences of RFC 7240, and the idempotency key.
 
 The API's first clients send the literal `async_mode: true` (underscore), which FastAPI's
 Header() would look up as `async-mode`: every header here is read from the raw list, by its
@@ -92,19 +92,31 @@ def async_mode_requested(headers: HeaderValues) -> bool:
     return bool(requested)
 
 
-def preferred_wait_s(headers: HeaderValues, max_wait_s: float) -> float | None:
-    """Seconds the client will wait for the result (`Prefer: wait=5`), capped at MAX_WAIT_S;
-    None if it did not ask. Unknown or malformed preferences are ignored, as RFC 7240 asks."""
+def _preferences(headers: HeaderValues) -> Iterable[tuple[str, str]]:
+    """Each preference of the Prefer headers, as (lower-case name, value); parameters after
+    `;` are dropped (RFC 7240 section 2)."""
     for value in headers.get("prefer", ()):
         for preference in value.split(","):
             name, _, raw = preference.split(";")[0].strip().partition("=")
-            if name.strip().lower() != "wait":
-                continue
-            try:
-                seconds = float(raw.strip().strip('"'))
-            except ValueError:
-                return None
-            if seconds != seconds or seconds < 0:  # NaN or negative
-                return None
-            return min(seconds, max_wait_s)
+            yield name.strip().lower(), raw.strip().strip('"')
+
+
+def respond_async_preferred(headers: HeaderValues) -> bool:
+    """`Prefer: respond-async` (RFC 7240 section 4.1): the client asks for a 202."""
+    return any(name == "respond-async" for name, _ in _preferences(headers))
+
+
+def preferred_wait_s(headers: HeaderValues, max_wait_s: float) -> float | None:
+    """Seconds the client will wait for the result (`Prefer: wait=5`), capped at MAX_WAIT_S;
+    None if it did not ask. Unknown or malformed preferences are ignored, as RFC 7240 asks."""
+    for name, raw in _preferences(headers):
+        if name != "wait":
+            continue
+        try:
+            seconds = float(raw)
+        except ValueError:
+            return None
+        if seconds != seconds or seconds < 0:  # NaN or negative
+            return None
+        return min(seconds, max_wait_s)
     return None

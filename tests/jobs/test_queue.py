@@ -268,8 +268,31 @@ def test_prefer_wait_answers_202_for_a_slow_model(make_client: Callable[..., Tes
         "/predict", json=BODY, headers={**ASYNC, "Prefer": "respond-async, wait=0.2"}
     )
     assert response.status_code == 202
-    assert "preference-applied" not in response.headers
+    # The wait was not applied (the job was not done in time); the async answer was.
+    assert response.headers["preference-applied"] == "respond-async"
     assert response.headers["location"].endswith(response.json()["prediction_id"])
+
+
+def test_prefer_respond_async_asks_for_the_async_answer(
+    make_client: Callable[..., TestClient],
+) -> None:
+    """RFC 7240's respond-async, a third way to ask for async mode beside both spellings of
+    the async-mode header; an async-mode header, when sent, decides."""
+    client = make_client()
+    accepted = client.post("/predict", json=BODY, headers={"Prefer": "respond-async"})
+    assert accepted.status_code == 202
+    assert accepted.headers["preference-applied"] == "respond-async"
+    done = client.get(f"{accepted.headers['location']}?wait=5").json()
+    assert done["status"] == "succeeded"
+    waited = client.post("/predict", json=BODY, headers={"Prefer": "respond-async; x=1, wait=5"})
+    assert waited.status_code == 200
+    assert waited.headers["preference-applied"] == "wait=5"
+    overruled = client.post(
+        "/predict", json=BODY, headers={"Prefer": "respond-async", "async_mode": "false"}
+    )
+    assert overruled.status_code == 200
+    assert "preference-applied" not in overruled.headers
+    assert client.post("/predict", json=BODY, headers={"Prefer": "wait=5"}).status_code == 200
 
 
 def test_long_poll_is_capped_at_max_wait(client: TestClient) -> None:

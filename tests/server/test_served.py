@@ -63,6 +63,12 @@ def test_other_spellings_over_a_socket_are_async(slow_server: ServerProcess, lin
     assert status == 202
 
 
+def test_prefer_respond_async_over_a_socket_is_async(slow_server: ServerProcess) -> None:
+    status, headers, _ = post_predict(slow_server, ["Prefer: respond-async"], SEED_BODY)
+    assert status == 202
+    assert headers["preference-applied"] == "respond-async"
+
+
 def test_no_header_over_a_socket_is_sync(slow_server: ServerProcess) -> None:
     status, _, body = post_predict(slow_server, [], SEED_BODY)
     assert status == 200

@@ -51,10 +51,13 @@ def predict_router(
             "in": "header",
             "required": False,
             "description": (
-                "Async mode: `wait=S` (RFC 7240) answers 200 with the result if it is ready "
-                f"within S seconds (at most {settings.max_wait_s:g}), else 202 as usual."
+                "RFC 7240 preferences. `respond-async` asks for async mode, as `async_mode: "
+                "true` does (an async-mode header, when sent, decides), and the 202 says "
+                "`Preference-Applied: respond-async`. In async mode, `wait=S` answers 200 "
+                f"with the result if it is ready within S seconds (at most "
+                f"{settings.max_wait_s:g}), else 202 as usual."
             ),
-            "schema": {"type": "string", "examples": ["wait=5"]},
+            "schema": {"type": "string", "examples": ["respond-async", "wait=5"]},
         },
     ]
 
@@ -63,8 +66,8 @@ def predict_router(
         summary="Predict, synchronously or asynchronously",
         description=(
             "Without async mode, answers 200 with the result. With the header "
-            "`async_mode: true` (or `Async-Mode: true`), stores the job and answers 202 with a "
-            "`prediction_id` and a `Location` to poll."
+            "`async_mode: true` (or `Async-Mode: true`, or `Prefer: respond-async`), stores "
+            "the job and answers 202 with a `prediction_id` and a `Location` to poll."
         ),
         responses={
             200: {
@@ -74,7 +77,13 @@ def predict_router(
             202: {
                 "model": Accepted,
                 "description": "Accepted (async mode); poll the Location.",
-                "headers": {"Location": {"schema": {"type": "string"}}},
+                "headers": {
+                    "Location": {"schema": {"type": "string"}},
+                    "Preference-Applied": {
+                        "description": "`respond-async`, when the request preferred it.",
+                        "schema": {"type": "string"},
+                    },
+                },
                 "links": {
                     "poll": {
                         "operationId": "get_prediction",
