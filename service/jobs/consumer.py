@@ -173,26 +173,24 @@ class StreamConsumer:
                 if batch:
                     await self._process(batch)
                 backoff = 0.05
+            except TRANSIENT_REPLIES as exc:  # a Cluster failing over or still forming
+                backoff = await self._wait_out(exc, backoff)
             except ResponseError as exc:
                 if "NOGROUP" in str(exc):  # Redis lost the group (restarted without data)
                     self._group_ready = False
                     continue
-                if not isinstance(exc, TRANSIENT_REPLIES):
-                    logger.exception("event=worker_error consumer=%s", self.name)
-                    await self._pause(backoff)
-                    continue
-                # A Cluster failing over or still forming: wait for it like an outage.
-                logger.warning(
-                    "event=worker_redis_error consumer=%s error=%s", self.name, type(exc).__name__
-                )
+                logger.exception("event=worker_error consumer=%s", self.name)
                 await self._pause(backoff)
-                backoff = min(backoff * 2, 2.0)
             except STORAGE_ERRORS as exc:
-                logger.warning(
-                    "event=worker_redis_error consumer=%s error=%s", self.name, type(exc).__name__
-                )
-                await self._pause(backoff)
-                backoff = min(backoff * 2, 2.0)
+                backoff = await self._wait_out(exc, backoff)
+
+    async def _wait_out(self, exc: Exception, backoff: float) -> float:
+        """An outage: say so, wait, and wait longer next time (up to 2 s)."""
+        logger.warning(
+            "event=worker_redis_error consumer=%s error=%s", self.name, type(exc).__name__
+        )
+        await self._pause(backoff)
+        return min(backoff * 2, 2.0)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -154,8 +154,13 @@ class JobStore:
 
     def new_job_id(self, idempotency_key: str | None = None, owner: str | None = None) -> UUID:
         """An id for a new job, naming the shard it goes to: the one an Idempotency-Key
-        names, so that a replay finds its record, or else any."""
-        digest = self.keys.idempotency_digest(idempotency_key, owner) if idempotency_key else None
+        names, so that a replay finds its record, or else any. With one shard there is
+        nothing to choose, and the key is not hashed here (submit hashes it for its record)."""
+        digest = (
+            self.keys.idempotency_digest(idempotency_key, owner)
+            if idempotency_key is not None and len(self.keys.shards) > 1
+            else None
+        )
         return self.keys.new_job_id(self.keys.shard_for(digest))
 
     async def submit(

@@ -61,10 +61,9 @@ def shard_slot(index: int, shards: int) -> int:
 class Shard:
     """The keys of one shard of the job queue: all in one hash slot when tagged."""
 
-    def __init__(self, prefix: str, index: int, slot: int, tag: str | None) -> None:
+    def __init__(self, index: int, slot: int, base: str) -> None:
         self.index = index
         self.slot = slot
-        base = f"{prefix}{{{tag}}}" if tag is not None else prefix
         self.stream = f"{base}stream"  # the job stream (durable queue)
         self.dead_letters = f"{base}dead"  # jobs that used up MAX_ATTEMPTS
         self.backlog = f"{base}backlog"  # accepted jobs not yet final (admission control)
@@ -86,7 +85,7 @@ class Keys:
         if self.tagged:
             _tags_by_slot()  # at start-up, not in the first request that needs it
         self.shards = [
-            Shard(prefix, i, slot, self._tag(slot) if self.tagged else None)
+            Shard(i, slot, self._base(slot))
             for i, slot in ((i, shard_slot(i, shards)) for i in range(shards))
         ]
         self._shard_by_slot = {shard.slot: shard for shard in self.shards}
