@@ -107,6 +107,24 @@ LONG_POLL_WAITERS: Final = Gauge(
     "Requests waiting for a job to finish (long-poll and Prefer: wait).",
     multiprocess_mode="livesum",
 )
+SSE_STREAMS: Final = Gauge(
+    "prediction_sse_streams",
+    "Open event streams of jobs (GET /predict/{id}/events).",
+    multiprocess_mode="livesum",
+)
+
+# Webhooks (recorded by the dispatcher, service/jobs/webhooks.py)
+WEBHOOK_DELIVERIES: Final = Counter(
+    "prediction_webhook_deliveries_total",
+    "Webhook delivery attempts, by what became of them: delivered (2xx), retried (a timeout, a"
+    " connection error, 429 or 5xx), gone (410: not sent again), dead (given up).",
+    ["outcome"],
+)
+WEBHOOK_DELIVERY_SECONDS: Final = Histogram(
+    "prediction_webhook_delivery_seconds",
+    "Time of one delivery attempt, from connecting to the receiver's whole answer.",
+    buckets=LATENCY_BUCKETS,
+)
 
 # The model (recorded by service.models.measured, around every model call)
 MODEL_DURATION: Final = Histogram(
@@ -295,6 +313,14 @@ def job_dead_lettered() -> None:
     BUFFER.inc(JOBS_DEAD_LETTERED)
 
 
+def webhook_attempted(outcome: str, seconds: float | None) -> None:
+    """One delivery attempt ended as `outcome`, after `seconds` on the wire (None when none
+    was sent: a URL refused at delivery)."""
+    BUFFER.inc(WEBHOOK_DELIVERIES.labels(outcome))
+    if seconds is not None:
+        BUFFER.observe(WEBHOOK_DELIVERY_SECONDS, seconds)
+
+
 def connection_timed_out(phase: str) -> None:
     """A connection cut because its request's `head` or `body` was late."""
     BUFFER.inc(HTTP_CONNECTIONS_TIMED_OUT.labels(phase))
@@ -313,6 +339,17 @@ def long_poll_waiting() -> Iterator[None]:
         yield
     finally:
         BUFFER.long_poll_waiters -= 1
+
+
+@contextmanager
+def sse_streaming() -> Iterator[None]:
+    """`with sse_streaming(): ...` counts an event stream while it is open (opened and closed
+    far less often than requests: set at once, not buffered)."""
+    SSE_STREAMS.inc()
+    try:
+        yield
+    finally:
+        SSE_STREAMS.dec()
 
 
 def exposition() -> bytes:

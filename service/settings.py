@@ -1,3 +1,5 @@
+import base64
+import binascii
 import math
 import os
 from pathlib import Path
@@ -79,6 +81,32 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1)
     retry_after_s: int = Field(1, ge=1)
 
+    # Batches: POST /predict/batch takes at most this many inputs (422 past it).
+    batch_max_inputs: int = Field(1000, ge=1, le=100_000)
+    # Server-Sent Events (GET /predict/{id}/events): a comment line this often while waiting,
+    # so that proxies and clients keep an idle stream open.
+    sse_heartbeat_s: float = Field(15.0, gt=0)
+
+    # Webhooks (docs/async.md#webhooks): signed with WEBHOOK_SECRET (whsec_<base64>) as the
+    # Standard Webhooks specification says; unset, a submit that asks for a webhook is 422.
+    webhook_secret: str | None = Field(None, repr=False)
+    # SSRF protection: https only, and no loopback, private, link-local or multicast address,
+    # unless these allow them (the tests allow local receivers).
+    webhook_allow_http: bool = False
+    webhook_allow_private: bool = False
+    # Comma-separated host names a webhook URL may name (unset: any public host).
+    webhook_allowed_hosts: str = ""
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    webhook_max_attempts: int = Field(8, ge=1)
+    # The first retry waits about this long, each next one twice as long (with jitter), at
+    # most WEBHOOK_BACKOFF_MAX_S.
+    webhook_backoff_s: float = Field(1.0, gt=0)
+    webhook_backoff_max_s: float = Field(600.0, gt=0)
+    # Deliveries in flight at once per process (0: this process delivers none).
+    webhook_concurrency: int = Field(16, ge=0)
+    # A delivery left pending this long by a process that died is taken over by another.
+    webhook_claim_idle_ms: int = Field(60_000, ge=10)
+
     metrics_enabled: bool = True
     prometheus_multiproc_dir: Path | None = None
 
@@ -94,6 +122,10 @@ class Settings(BaseSettings):
     @property
     def api_key_list(self) -> list[str]:
         return _comma_separated(self.api_keys)
+
+    @property
+    def webhook_allowed_host_list(self) -> list[str]:
+        return [host.lower() for host in _comma_separated(self.webhook_allowed_hosts)]
 
     @property
     def cors_origin_list(self) -> list[str]:
@@ -129,6 +161,30 @@ class Settings(BaseSettings):
                     "characters without spaces or commas"
                 )
         return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_is_whsec_base64(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        body = value.removeprefix("whsec_")
+        try:
+            raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+        except binascii.Error:
+            raw = b""
+        if not value.startswith("whsec_") or len(raw) < 24:
+            raise ValueError(
+                "WEBHOOK_SECRET must be whsec_ followed by at least 24 bytes in base64"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_need_the_stream_backend(self) -> Self:
+        if self.webhook_secret and self.async_backend != "stream":
+            raise ValueError("WEBHOOK_SECRET needs ASYNC_BACKEND=stream")
+        if self.webhook_claim_idle_ms < self.webhook_timeout_s * 1000:
+            raise ValueError("WEBHOOK_CLAIM_IDLE_MS must be at least WEBHOOK_TIMEOUT_S")
+        return self
 
     @model_validator(mode="after")
     def _burst_needs_a_rate(self) -> Self:

@@ -26,8 +26,9 @@ from service.api.responses import (
     validation_error_body,
 )
 from service.api.routes import health, metrics
+from service.api.routes.events import events_router
 from service.api.routes.predict import predict_router
-from service.api.schemas import prediction_models
+from service.api.schemas import batch_models, prediction_models
 from service.api.services import Services
 from service.jobs.runtime import JobRuntime
 from service.metrics import BUFFER, flush_periodically, record_process_start
@@ -137,9 +138,16 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
     request_model, result_model = prediction_models(
         model.input_type, model.example_input, settings.max_input_chars
     )
-    handlers = PredictionHandlers(request_model, settings)
-    predictions = predict_router(handlers, result_model, settings)
+    batch_model, batch_result_model = batch_models(
+        model.input_type,
+        model.example_input,
+        settings.max_input_chars,
+        settings.batch_max_inputs,
+    )
+    handlers = PredictionHandlers(request_model, settings, batch_model)
+    predictions = predict_router(handlers, result_model, settings, batch_result_model)
     app.include_router(predictions)
+    app.include_router(events_router(settings))
     app.include_router(health.router)
     if settings.fast_paths:
         app.fast_paths = FastPaths(

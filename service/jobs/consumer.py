@@ -288,7 +288,9 @@ class StreamConsumer:
         # at once, in this turn of the event loop, while the marking goes out, and the result
         # of a job that must not run is dropped. A reclaimed or retried delivery runs only
         # after its attempts were counted.
-        marking = asyncio.ensure_future(self.store.mark_running([d.job_id for d in deliveries]))
+        marking = asyncio.ensure_future(
+            self.store.mark_running(self.shard, [d.job_id for d in deliveries])
+        )
         ahead = [(d, 1) for d in deliveries if d.first and not _past(d.deadline_at, now)]
         try:
             ran = (
@@ -312,6 +314,9 @@ class StreamConsumer:
                 continue  # another consumer finished it; its XACK already removed the entry
             if attempts == -2:
                 finishes.append(Finish(delivery.entry_id, delivery.job_id, "gone", ""))
+            elif attempts == -3:
+                # Canceled while queued: acknowledged, never run.
+                finishes.append(Finish(delivery.entry_id, delivery.job_id, "canceled", ""))
             elif attempts > self.config.max_attempts:
                 reason = f"gave up after {self.config.max_attempts} attempts"
                 finishes.append(Finish(delivery.entry_id, delivery.job_id, "dead", reason))
@@ -331,7 +336,7 @@ class StreamConsumer:
             finishes += await self._run_model(runnable)
         if finishes:
             finished_at = time.time()
-            made_final = await self.store.finish_batch(self.shard, finishes, finished_at)
+            made_final, canceled = await self.store.finish_batch(self.shard, finishes, finished_at)
             if (
                 self.on_final is not None
                 and made_final
@@ -342,13 +347,13 @@ class StreamConsumer:
                 await asyncio.sleep(0)
             _record_finished(finishes, made_final, created)
             expected = sum(finish.outcome != "retry" for finish in finishes)
-            if len(made_final) < expected:
+            if len(made_final) + canceled < expected:
                 # Another consumer reclaimed these while this one stalled, and finished first:
                 # their results stand, these are dropped.
                 logger.info(
                     "event=duplicate_completion consumer=%s ignored=%d",
                     self.name,
-                    expected - len(made_final),
+                    expected - len(made_final) - canceled,
                 )
 
     async def _run_model(self, runnable: list[tuple[Delivery, int]]) -> list[Finish]:

@@ -1,5 +1,6 @@
 """The job side of one process, wired from the settings in one place: the Redis clients, the
-job store, the completion notifier, the async backend and the stream consumers.
+job store, the completion notifier, the async backend, the stream consumers and the webhook
+dispatcher.
 
 The API's lifespan (service/api/app.py) and the standalone worker (service/jobs/standalone.py)
 both build it here; the API starts all of it, the standalone worker only its consumers.
@@ -11,6 +12,7 @@ from service.jobs.backends.stream import StreamBackend
 from service.jobs.consumer import ConsumerConfig, ConsumerPool, StreamConsumer, consumer_name
 from service.jobs.notifier import Notifier
 from service.jobs.store import JobStore
+from service.jobs.webhooks import WebhookDispatcher
 from service.models.base import Model
 from service.settings import Settings
 from service.storage.connection import close_redis, create_redis
@@ -71,6 +73,13 @@ class JobRuntime:
             ]
         )
 
+        # Webhook deliveries, in every process that has a secret (API and standalone worker).
+        self.webhooks = (
+            WebhookDispatcher(self.redis, self.keys.shards, settings, consumer_name(0))
+            if settings.webhook_secret and settings.webhook_concurrency > 0
+            else None
+        )
+
     def start(self, *, serving: bool = True) -> None:
         """Start the consumers and, in a process that serves requests, the notifier its
         waiters need and the backend (the queue sampler)."""
@@ -78,13 +87,19 @@ class JobRuntime:
             self.notifier.start()
             self.backend.start()
         self.consumers.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
 
     async def close(self) -> None:
         """The backend first, then the consumers (their in-flight batches finish within
         GRACEFUL_TIMEOUT_S), the notifier, and the connections last: nothing still running
         finds Redis closed under it."""
         await self.backend.close()
+        if self.webhooks is not None:
+            self.webhooks.stop()  # its readers end while the consumers finish
         await self.consumers.stop(self.settings.graceful_timeout_s)
+        if self.webhooks is not None:
+            await self.webhooks.close()
         await self.notifier.close()
         await close_redis(self.redis)
         if self.fast is not self.redis:

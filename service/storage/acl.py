@@ -39,8 +39,14 @@ SERVICE_COMMANDS = (
     "xinfo|consumers",
     "xgroup|delconsumer",
     "xinfo|groups",  # the queue sampler's script
-    "xpending",
+    "xpending",  # also a cancel's: has a consumer read the job's entry?
     "xrange",
+    "xdel",  # a cancel takes an entry no consumer read out of the stream
+    # webhook deliveries: retries wait in a sorted set until due
+    "zadd",
+    "zrange",
+    "zrangebyscore",
+    "zrem",
     "publish",
     "time",
 )

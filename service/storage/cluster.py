@@ -95,9 +95,10 @@ class ServiceRedisCluster(RedisCluster):
 
         The slot map is read before the command is routed: redis-py chooses how to route a
         command before it reads a map it lacks, and without one it sends a keyed command to
-        any node. At start-up, the consumers' first commands drew MOVED answers, and at every
-        fifth MOVED redis-py closes all of the client's connections, the commands in flight
-        on them included (a rate-limit call answered 503 in a healthy Cluster).
+        any node. At start-up, the consumers' first commands drew MOVED answers, and (before
+        create_cluster set reinitialize_steps=0) at every fifth MOVED redis-py closed all of
+        the client's connections, the commands in flight on them included (a rate-limit call
+        answered 503 in a healthy Cluster).
 
         A write on a connection that redis-py closed meanwhile (it closes every connection
         when the cluster reports itself down, while other commands are still being sent) is

@@ -116,6 +116,11 @@ def create_cluster(
         # own paths (service/storage/cluster.py); the rest answer 503 and are retried by the
         # caller (a client with its Idempotency-Key, a consumer after its backoff).
         retry=Retry(NoBackoff(), 0),
+        # A MOVED moves that one slot in the map. At every fifth, redis-py would instead close
+        # all of the client's connections, failing the commands in flight on them and the
+        # notifier's subscription: a resharding answered polls 503 the moment its slot moved.
+        # The whole map is still read again after a connection to a node breaks (a failover).
+        reinitialize_steps=0,
         require_full_coverage=False,
         # The seeds stay the ones REDIS_URL lists. redis-py would replace them with the nodes
         # it discovers, and a cluster that answers before it has slots (being created)

@@ -21,6 +21,8 @@ from uuid import UUID
 
 # The consumer group on each job stream that every worker, in any process or host, joins.
 GROUP = "workers"
+# The consumer group on each shard's webhook stream that every process's dispatcher joins.
+WEBHOOK_GROUP = "webhooks"
 SLOTS = 16384
 _SLOT_BITS = SLOTS - 1  # 14 bits
 # A version 4 UUID's fixed bits (RFC 9562): the version nibble and the variant's two bits.
@@ -68,7 +70,13 @@ class Shard:
         self.dead_letters = f"{base}dead"  # jobs that used up MAX_ATTEMPTS
         self.backlog = f"{base}backlog"  # accepted jobs not yet final (admission control)
         self.completed = f"{base}completed"  # jobs made final, ever (completion rate)
-        self.done_channel = f"{base}done"  # pub/sub: ids of jobs just made final
+        self.done_channel = f"{base}done"  # pub/sub: ids of jobs just made final (or started,
+        # for a job an event stream watches)
+        # Webhook deliveries: due now (a stream, read by a consumer group), scheduled for a
+        # retry (a sorted set by due time, ms), and given up on (a stream).
+        self.webhooks = f"{base}webhooks"
+        self.webhook_retries = f"{base}webhooks:retry"
+        self.webhook_dead = f"{base}webhooks:dead"
 
 
 class Keys:

@@ -17,17 +17,10 @@ from service.jobs.backends.stream import retry_after_s
 from service.jobs.consumer import ConsumerConfig, ConsumerPool, StreamConsumer
 from service.storage.keys import GROUP, Keys
 from tests.support.apps import FailingModel, in_app, services_of
-from tests.support.http import ASYNC, BODY
+from tests.support.http import ASYNC, BODY, submit
 from tests.support.topologies import dead_letters, job_keys, pending, stream_length, total
 
 pytestmark = pytest.mark.both_topologies
-
-
-def submit(client: TestClient, body: object = BODY, **headers: str) -> str:
-    response = client.post("/predict", json=body, headers={**ASYNC, **headers})
-    assert response.status_code == 202, response.text
-    prediction_id: str = response.json()["prediction_id"]
-    return prediction_id
 
 
 def test_a_model_that_always_raises_ends_failed_and_dead_lettered(

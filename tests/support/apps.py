@@ -1,5 +1,6 @@
 """Helpers for tests that drive an app in-process through Starlette's TestClient."""
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -35,6 +36,34 @@ class FailingModel:
     async def predict_batch(self, inputs: Sequence[Any]) -> list[str]:
         self.calls += 1
         raise RuntimeError("boom")
+
+
+class RecordingModel:
+    """A model that records every input it is given, per call, and answers `r:<input>`;
+    while `hold` is set, a call waits (a job stays running until the test lets it go)."""
+
+    name = "recording"
+    version = "1"
+    input_type = str
+    example_input = "x"
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.calls: list[list[Any]] = []
+        self.hold = False
+        self.fail_on = fail_on
+
+    @property
+    def seen(self) -> list[Any]:
+        return [item for call in self.calls for item in call]
+
+    async def predict_batch(self, inputs: Sequence[Any]) -> list[str]:
+        self.calls.append(list(inputs))
+        # Let go from the test's thread, where the app loop's asyncio.Event cannot be set.
+        while self.hold:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        if self.fail_on is not None and self.fail_on in inputs:
+            raise ValueError("a poison input")
+        return [f"r:{item}" for item in inputs]
 
 
 def serves_every_async_path(client: TestClient, idempotency_key: str | None = None) -> None:

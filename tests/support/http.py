@@ -4,6 +4,8 @@ socket for what an HTTP client library would normalise."""
 import select
 import socket
 
+from fastapi.testclient import TestClient
+
 from service.server.process import ServerProcess
 
 BODY = {"input": "some_input_data"}
@@ -14,6 +16,14 @@ KEY_B = "key-b-0123456789abcdef"
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def submit(client: TestClient, body: object = BODY, **headers: str) -> str:
+    """An async submit that must be accepted: its prediction_id."""
+    response = client.post("/predict", json=body, headers={**ASYNC, **headers})
+    assert response.status_code == 202, response.text
+    prediction_id: str = response.json()["prediction_id"]
+    return prediction_id
 
 
 def raw_request(served: ServerProcess, *pieces: bytes) -> tuple[int, dict[str, str], bytes]:

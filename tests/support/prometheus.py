@@ -86,3 +86,9 @@ def query_range(url: str, expr: str, start: float, end: float) -> list[dict[str,
     assert body["status"] == "success", f"{expr}: {body.get('error')}"
     result: list[dict[str, Any]] = body["data"]["result"]
     return result
+
+
+def instant_values(url: str, expr: str) -> list[float]:
+    """The values an instant query returns now, one per series."""
+    body = httpx.get(f"{url}/api/v1/query", params={"query": expr}).json()
+    return [float(value) for _, value in (r["value"] for r in body["data"]["result"])]

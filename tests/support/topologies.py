@@ -48,16 +48,21 @@ def stream_length(client: redis.Redis, keys: Keys) -> int:
     return sum(client.xlen(shard.stream) for shard in keys.shards)
 
 
-def pending(client: redis.Redis, keys: Keys) -> int:
+def pending(client: redis.Redis, keys: Keys, stream: str = "stream", group: str = GROUP) -> int:
+    """Entries read and not yet acknowledged, over the shards: of the job streams by default,
+    or of the shards' `stream` (an attribute of Shard, as 'webhooks') in `group`."""
     count = 0
     for shard in keys.shards:
-        if client.exists(shard.stream) and client.xinfo_groups(shard.stream):
-            count += client.xpending(shard.stream, GROUP)["pending"]
+        name = getattr(shard, stream)
+        if client.exists(name) and client.xinfo_groups(name):
+            count += client.xpending(name, group)["pending"]
     return count
 
 
-def dead_letters(client: redis.Redis, keys: Keys) -> list[Any]:
-    return [entry for shard in keys.shards for entry in client.xrange(shard.dead_letters) or []]
+def dead_letters(client: redis.Redis, keys: Keys, stream: str = "dead_letters") -> list[Any]:
+    """The entries of the shards' dead-letter streams: the jobs' by default, or `stream` (an
+    attribute of Shard, as 'webhook_dead')."""
+    return [entry for shard in keys.shards for entry in client.xrange(getattr(shard, stream)) or []]
 
 
 def job_keys(client: redis.Redis) -> set[bytes]:

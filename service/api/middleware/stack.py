@@ -23,6 +23,7 @@ CORS_REQUEST_HEADERS = [
     "Async-Mode",
     "Idempotency-Key",
     "Prefer",
+    "Last-Event-ID",  # an EventSource resuming a stream (GET /predict/{id}/events)
 ]
 CORS_RESPONSE_HEADERS = ["Location", "Retry-After", "Preference-Applied", "Idempotent-Replayed"]
 

@@ -9,7 +9,10 @@ from service.api.headers import ASYNC_MODE_PARAMETERS, pick_headers
 from service.api.middleware.api_keys import key_id_of
 from service.api.schemas import (
     Accepted,
+    BatchAcceptedBody,
+    Canceled,
     ErrorBody,
+    NotCanceled,
     NotFound,
     StillProcessing,
     Unsuccessful,
@@ -21,10 +24,33 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "The body, a header or a parameter is invalid."},
     503: {"model": ErrorBody, "description": "Redis is unavailable; retry after Retry-After."},
 }
+_TOO_LARGE: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": "The body is over MAX_BODY_BYTES.",
+}
+
+
+def _queue_full(description: str) -> dict[str, Any]:
+    return {
+        "model": ErrorBody,
+        "description": description,
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    }
+
+
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The request body as the OpenAPI document shows it: the handlers read it themselves."""
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": model.model_json_schema()}},
+    }
 
 
 def predict_router(
-    handlers: PredictionHandlers, result_model: type[BaseModel], settings: Settings
+    handlers: PredictionHandlers,
+    result_model: type[BaseModel],
+    settings: Settings,
+    batch_result_model: type[BaseModel] | None = None,
 ) -> APIRouter:
     """The routes as the OpenAPI document shows them; the work is in `handlers`."""
     request_model = handlers.request_model
@@ -88,24 +114,18 @@ def predict_router(
                     "poll": {
                         "operationId": "get_prediction",
                         "parameters": {"prediction_id": "$response.body#/prediction_id"},
-                    }
+                    },
+                    "cancel": {
+                        "operationId": "cancel_prediction",
+                        "parameters": {"prediction_id": "$response.body#/prediction_id"},
+                    },
                 },
             },
-            413: {"model": ErrorBody, "description": "The body is over MAX_BODY_BYTES."},
-            429: {
-                "model": ErrorBody,
-                "description": "The queue is full (MAX_QUEUE); retry after Retry-After seconds.",
-                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-            },
+            413: _TOO_LARGE,
+            429: _queue_full("The queue is full (MAX_QUEUE); retry after Retry-After seconds."),
             **_ERRORS,
         },
-        openapi_extra={
-            "parameters": header_docs,
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": request_model.model_json_schema()}},
-            },
-        },
+        openapi_extra={"parameters": header_docs, "requestBody": _json_body(request_model)},
     )
     async def predict(request: Request, services: ServicesDep) -> Response:
         return await handlers.predict(
@@ -149,5 +169,61 @@ def predict_router(
         ] = None,
     ) -> Response:
         return await handlers.poll(services, prediction_id, wait, key_id_of(request.scope))
+
+    @router.post(
+        "/predict/{prediction_id}/cancel",
+        operation_id="cancel_prediction",
+        summary="Cancel an async prediction",
+        description=(
+            "A queued job ends `canceled` and never runs; a running job ends `canceled` and "
+            "its result is dropped. Cancelling a canceled job answers the same 200 again. A "
+            "job that had already ended is left as it was: 409 with its state. Its waiters "
+            "(long-poll, events) and its `completed` webhook see `canceled`."
+        ),
+        responses={
+            200: {"model": Canceled, "description": "Canceled (now, or already)."},
+            404: {"model": NotFound, "description": "No prediction has this id (or it expired)."},
+            409: {"model": NotCanceled, "description": "It had already ended; nothing changed."},
+            **_ERRORS,
+        },
+    )
+    async def cancel_prediction(
+        request: Request, prediction_id: UUID, services: ServicesDep
+    ) -> Response:
+        return await handlers.cancel(services, prediction_id, key_id_of(request.scope))
+
+    if handlers.batch_model is not None and batch_result_model is not None:
+
+        @router.post(
+            "/predict/batch",
+            summary="Predict many inputs at once",
+            description=(
+                f"Up to {settings.batch_max_inputs} inputs (422 past it). Without async mode, "
+                "the model is called once for the batch and the answers come in order (an "
+                "input the model failed on says so; the others stand). In async mode (the "
+                "same headers as `POST /predict`), one prediction per input, stored in one "
+                "write per shard, each accepted or refused alone: 202 with a `prediction_id` "
+                "(or why not) per input, in order; 429/503 when none was accepted. "
+                "`Idempotency-Key` is not supported on batches."
+            ),
+            responses={
+                200: {"model": batch_result_model, "description": "The results, in order."},
+                202: {"model": BatchAcceptedBody, "description": "Accepted (async mode)."},
+                413: _TOO_LARGE,
+                429: _queue_full("The queue is full: no input was accepted."),
+                **_ERRORS,
+            },
+            openapi_extra={
+                "parameters": ASYNC_MODE_PARAMETERS,
+                "requestBody": _json_body(handlers.batch_model),
+            },
+        )
+        async def predict_batch(request: Request, services: ServicesDep) -> Response:
+            return await handlers.predict_batch(
+                services,
+                pick_headers(request.headers.raw),
+                await request.body(),
+                key_id_of(request.scope),
+            )
 
     return router

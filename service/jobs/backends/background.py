@@ -6,7 +6,7 @@ from uuid import UUID
 from service import metrics
 from service.jobs.backends.base import IdempotencyConflictError, Submission
 from service.jobs.status import JobStatus
-from service.jobs.store import JobStore
+from service.jobs.store import JobStore, WebhookTarget
 from service.models.base import Model
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,10 @@ class BackgroundBackend:
         deadline_at: float | None = None,
         idempotency_key: str | None = None,
         owner: str | None = None,
+        webhook: WebhookTarget | None = None,
     ) -> Submission:
+        if webhook is not None:  # the settings refuse WEBHOOK_SECRET with this backend
+            raise ValueError("webhooks need ASYNC_BACKEND=stream")
         admission = await self.store.submit(
             job_id, input_json, enqueue=False, idempotency_key=idempotency_key, owner=owner
         )

@@ -5,6 +5,8 @@ from uuid import UUID
 
 from redis.exceptions import RedisError
 
+from service.jobs.store import WebhookTarget
+
 # Work a backend wants run after the 202 is sent, in the same process (the background backend).
 AfterResponse = Callable[[], Awaitable[None]]
 
@@ -15,6 +17,16 @@ class Submission:
     # True when an Idempotency-Key named an earlier submit of the same body: nothing new ran.
     replayed: bool = False
     after: AfterResponse | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why one input of a batch was not accepted, as the status a single submit would have
+    answered (429 queue full, 503 not confirmed by the replicas)."""
+
+    code: int
+    message: str
+    retry_after_s: int
 
 
 class QueueFullError(Exception):
@@ -45,6 +57,7 @@ class AsyncBackend(Protocol):
         deadline_at: float | None = None,
         idempotency_key: str | None = None,
         owner: str | None = None,
+        webhook: WebhookTarget | None = None,
     ) -> Submission:
         """Store the job (one Redis round trip) and hand the work on.
 

@@ -3,6 +3,7 @@ import contextlib
 import math
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -11,9 +12,10 @@ from service.jobs.backends.base import (
     IdempotencyConflictError,
     NotReplicatedError,
     QueueFullError,
+    Refusal,
     Submission,
 )
-from service.jobs.store import JobStore
+from service.jobs.store import JobStore, WebhookTarget
 from service.storage.errors import STORAGE_ERRORS
 
 # Bounds of the Retry-After a full queue answers with, in seconds.
@@ -71,6 +73,7 @@ class StreamBackend:
         deadline_at: float | None = None,
         idempotency_key: str | None = None,
         owner: str | None = None,
+        webhook: WebhookTarget | None = None,
     ) -> Submission:
         admission = await self.store.submit(
             job_id,
@@ -80,6 +83,7 @@ class StreamBackend:
             deadline_at=deadline_at,
             idempotency_key=idempotency_key,
             owner=owner,
+            webhook=webhook,
         )
         if admission.verdict == "full":
             rate = self.rate.observe(admission.completed)
@@ -94,6 +98,34 @@ class StreamBackend:
             return Submission(admission.existing_id, replayed=True)
         metrics.job_submitted()
         return Submission(job_id)
+
+    async def submit_many(
+        self,
+        inputs: Sequence[bytes],
+        *,
+        deadline_at: float | None = None,
+        owner: str | None = None,
+        webhook: WebhookTarget | None = None,
+    ) -> list[tuple[UUID | None, Refusal | None]]:
+        """A batch: one submit call per shard, whatever its size; per input, in order, its
+        job id, or why it was refused (each alone: a full shard refuses what is past it)."""
+        admissions = await self.store.submit_many(
+            inputs, max_queue=self.max_queue, deadline_at=deadline_at, owner=owner, webhook=webhook
+        )
+        outcomes: list[tuple[UUID | None, Refusal | None]] = []
+        for job_id, admission in admissions:
+            if admission.verdict == "ok":
+                metrics.job_submitted()
+                outcomes.append((job_id, None))
+            elif admission.verdict == "full":
+                rate = self.rate.observe(admission.completed)
+                wait = retry_after_s(admission.backlog, self.max_queue, rate)
+                message = f"The queue is full ({admission.backlog} jobs waiting); retry later."
+                outcomes.append((None, Refusal(429, message, wait)))
+            else:  # 'unreplicated': no idempotency key, so no duplicate or conflict
+                message = "Not confirmed by the replicas in time; retry later."
+                outcomes.append((None, Refusal(503, message, _MIN_RETRY_AFTER)))
+        return outcomes
 
     def start(self) -> None:
         if self.sample_every_s > 0:
