@@ -5,8 +5,10 @@ The target is TARGET_URL; unset, it is the service on http://127.0.0.1:PORT, sta
 Locust's own LOCUST_* variables pass through untouched; the defaults below only fill the gaps.
 """
 
+import base64
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +27,8 @@ USER_CLASSES = {
     "sync": "SyncUser",
     "submit-poll": "SubmitPollUser",
     "long-poll": "LongPollUser",
+    "sse": "SSEUser",
+    "webhook": "WebhookUser",
     "mixed": "MixedUser",
     "open-loop": "OpenLoopUser",
 }
@@ -47,10 +51,29 @@ class LaunchSettings(BaseSettings):
 
     target_url: str | None = None
     port: int = Field(8080, ge=1, le=65535)
-    scenario: Literal["sync", "submit-poll", "long-poll", "mixed", "open-loop"] = "mixed"
+    scenario: Literal[
+        "sync", "submit-poll", "long-poll", "sse", "webhook", "mixed", "open-loop"
+    ] = "mixed"
     shape: Literal["", "step", "spike", "knee"] = ""
     reports_dir: Path = Path("reports")
     service_start_timeout_s: float = 60.0
+
+
+def webhook_settings(settings: LaunchSettings) -> dict[str, str]:
+    """What a service started here needs for the webhook scenario: webhooks allowed to the
+    receiver in the Locust process, over http on 127.0.0.1, signed with WEBHOOK_SECRET (one
+    made for the run when it is unset)."""
+    if settings.scenario != "webhook":
+        return {}
+    return {
+        "WEBHOOK_SECRET": os.environ.get("WEBHOOK_SECRET") or webhook_secret(),
+        "WEBHOOK_ALLOW_HTTP": "true",
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+    }
+
+
+def webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 @contextmanager
@@ -65,12 +88,17 @@ def target(settings: LaunchSettings) -> Iterator[str]:
         yield url
         return
     log_path = settings.reports_dir / "service.log"
+    webhooks = webhook_settings(settings)
+    if webhooks:
+        # The receiver in the Locust processes verifies with the secret of the service started
+        # here (a TARGET_URL's, or one already on PORT, is WEBHOOK_SECRET as given, if any).
+        os.environ["WEBHOOK_SECRET"] = webhooks["WEBHOOK_SECRET"]
     try:
         with running(
             [sys.executable, "-m", "service", "serve"],
             port=settings.port,
             log=log_path,
-            env={**os.environ, "PORT": str(settings.port)},
+            env={**os.environ, "PORT": str(settings.port), **webhooks},
             cwd=ROOT,
             timeout_s=settings.service_start_timeout_s,
         ) as service:

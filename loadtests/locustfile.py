@@ -9,8 +9,24 @@ from loadtests import (  # noqa: F401 - they register listeners
     options,
     prometheus_export,
     verdict,
+    webhooks,
 )
 from loadtests.open_loop import OpenLoopUser
-from loadtests.scenarios import LongPollUser, MixedUser, SubmitPollUser, SyncUser
+from loadtests.scenarios import (
+    LongPollUser,
+    MixedUser,
+    SSEUser,
+    SubmitPollUser,
+    SyncUser,
+    WebhookUser,
+)
 
-__all__ = ["LongPollUser", "MixedUser", "OpenLoopUser", "SubmitPollUser", "SyncUser"]
+__all__ = [
+    "LongPollUser",
+    "MixedUser",
+    "OpenLoopUser",
+    "SSEUser",
+    "SubmitPollUser",
+    "SyncUser",
+    "WebhookUser",
+]

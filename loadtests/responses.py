@@ -17,7 +17,7 @@ class Poll(Enum):
     PENDING = "pending"  # still being processed: ask again
 
 
-def _json_object(body: bytes | None) -> dict[str, Any]:
+def json_object(body: bytes | str | None) -> dict[str, Any]:
     try:
         parsed = json.loads(body or b"")
     except ValueError as exc:
@@ -47,13 +47,13 @@ def _expect_result(parsed: dict[str, Any], sent: Any) -> None:
 def check_sync(status: int, body: bytes | None, sent: Any) -> None:
     """200 {"input": <what was sent>, "result": "<non-empty>"}."""
     _expect_status(status, 200, body)
-    _expect_result(_json_object(body), sent)
+    _expect_result(json_object(body), sent)
 
 
 def check_accepted(status: int, body: bytes | None, location: str | None) -> str:
     """202 {"prediction_id": <uuid>, "status": "queued"} with a Location to poll; the id."""
     _expect_status(status, 202, body)
-    parsed = _json_object(body)
+    parsed = json_object(body)
     prediction_id = parsed.get("prediction_id")
     try:
         uuid.UUID(str(prediction_id))
@@ -68,11 +68,17 @@ def check_accepted(status: int, body: bytes | None, location: str | None) -> str
 
 def check_poll(status: int, body: bytes | None, prediction_id: str, sent: Any) -> Poll:
     """200 with the result, or 202 "still being processed"; a failed job is a failure."""
-    parsed = _json_object(body)
+    parsed = json_object(body)
     if status == 202 and parsed.get("error") == STILL_PROCESSING:
         return Poll.PENDING
     _expect_status(status, 200, body)
+    check_success(parsed, prediction_id, sent)
+    return Poll.DONE
+
+
+def check_success(parsed: dict[str, Any], prediction_id: str, sent: Any) -> None:
+    """A final poll body (also the final event's data and a webhook's `data`) of a success of
+    this job, with its result."""
     if parsed.get("prediction_id") != prediction_id or parsed.get("status") != "succeeded":
         raise UnexpectedResponseError(f"not a success of {prediction_id}: {parsed!r:.160}")
     _expect_result(parsed, sent)
-    return Poll.DONE

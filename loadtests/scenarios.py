@@ -3,6 +3,7 @@
 from locust import task
 
 from loadtests.base_user import PredictionUser
+from loadtests.webhooks import SCENARIO as WEBHOOK
 
 
 class SyncUser(PredictionUser):
@@ -27,6 +28,25 @@ class LongPollUser(PredictionUser):
     @task
     def long_poll(self) -> None:
         self.submit_and_wait("long-poll", float(self.options.long_poll_wait_s))
+
+
+class SSEUser(PredictionUser):
+    """POST /predict with `async_mode: true`, then GET /predict/{id}/events (Server-Sent Events)
+    read to the final event, which carries the result."""
+
+    @task
+    def sse(self) -> None:
+        self.follow_events("sse")
+
+
+class WebhookUser(PredictionUser):
+    """POST /predict with `async_mode: true` and a `webhook` to the receiver in this Locust
+    process (loadtests/webhooks.py), then wait for the delivery. The service must allow it:
+    WEBHOOK_SECRET, WEBHOOK_ALLOW_HTTP=true and WEBHOOK_ALLOW_PRIVATE=true."""
+
+    @task
+    def webhook(self) -> None:
+        self.await_webhook(WEBHOOK)
 
 
 class MixedUser(PredictionUser):

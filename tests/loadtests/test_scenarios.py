@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from loadtests.launch import webhook_secret
 from service.server.embedded_redis import EmbeddedRedis
 from service.server.process import ServerProcess
 from tests.support.locust_runs import LoadtestRun, loadtest
 from tests.support.served import iris_env, serve
+from tests.support.webhooks import local_env
 
 pytestmark = [pytest.mark.served, pytest.mark.locust]
 
@@ -56,6 +58,14 @@ def counted(row: dict[str, str]) -> tuple[int, int]:
                 ("RESULT", "long-poll time-to-result"),
             ],
         ),
+        (
+            "sse",
+            [
+                ("POST", "sse /predict"),
+                ("GET", "sse /predict/{id}/events"),
+                ("RESULT", "sse time-to-result"),
+            ],
+        ),
     ],
 )
 def test_scenario_passes(
@@ -70,6 +80,37 @@ def test_scenario_passes(
         assert failures == 0, entry
     if scenario != "sync":
         assert run.summary()["polls_per_result"][scenario] >= 1
+
+
+def test_webhook_scenario_times_signed_deliveries(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    secret = webhook_secret()
+    env = {
+        "REDIS_URL": redis_server.url,
+        # Its own job stream: the other server on this Redis sends no webhooks.
+        "KEY_PREFIX": "webhooks:",
+        **local_env(secret),
+    }
+    with serve(env, tmp_path_factory.mktemp("served")) as served:
+        # The receiver verifies each delivery's signature with the service's secret.
+        run = loadtest(served.url, tmp_path, SCENARIO="webhook", WEBHOOK_SECRET=secret)
+        # Not told the target's secret, it checks that the signature headers are there: a run
+        # against a TARGET_URL makes up no secret of its own to fail every delivery with.
+        unverified = loadtest(served.url, tmp_path / "unverified", SCENARIO="webhook")
+    assert unverified.returncode == 0, unverified.output
+    assert counted(unverified.stats()[("WEBHOOK", "webhook delivery")])[0] > 0
+    assert run.returncode == 0, run.output
+    stats = run.stats()
+    for entry in [
+        ("POST", "webhook /predict"),
+        ("WEBHOOK", "webhook delivery"),
+        ("RESULT", "webhook time-to-result"),
+    ]:
+        requests, failures = counted(stats[entry])
+        assert requests > 0, entry
+        assert failures == 0, entry
+    assert run.summary()["polls_per_result"]["webhook"] >= 1  # deliveries per result
 
 
 def test_mixed_sends_iris_measurements_to_the_iris_model(
