@@ -25,6 +25,8 @@ class BenchConfig(BaseSettings):
         "poll:50ms",
         "poll:250ms",
         "longpoll:2s",
+        "sse",
+        "webhook",
     )
     fixed_rate_duration_s: float = Field(5.0, gt=0)
     fixed_rate_connections: int = Field(256, ge=1)

@@ -27,6 +27,7 @@ class GateFloors:
     ratio_to_seed_floor: dict[str, float]  # by figure (figures.FIGURES)
     round_trips_per_request: dict[str, int]  # by endpoint
     response_bytes: dict[str, int]  # by answer
+    redis_commands_per_request: dict[str, int]  # by request
 
 
 def load_floors(path: Path = FLOORS) -> GateFloors:
@@ -36,6 +37,7 @@ def load_floors(path: Path = FLOORS) -> GateFloors:
         ratio_to_seed_floor=floors["ratio_to_seed_floor"],
         round_trips_per_request=floors["round_trips_per_request"],
         response_bytes=floors["response_bytes"],
+        redis_commands_per_request=floors["redis_commands_per_request"],
     )
 
 

@@ -19,10 +19,11 @@ wrk warms it, then instrumentation is switched on for a fixed-length wrk run on 
 (one request at a time, see CONNECTIONS). The tuned build
 runs without stream consumers or queue sampling (WORKER_CONCURRENCY=0, QUEUE_SAMPLE_S=0): their
 once-a-second work would be spread over however few requests the slowed-down server answers.
-The consumer is counted while it drains jobs that were all enqueued in one transaction, so that
-every batch but the last is full, whatever the timing.
+The consumer is counted while it drains jobs that were all submitted in one call (as the API
+submits a batch), so that every batch but the last is full, whatever the timing.
 """
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -38,6 +39,7 @@ from typing import Literal
 
 import orjson
 import redis
+import redis.asyncio
 
 from bench.builds import ROOT
 from bench.lineup import BuildName
@@ -45,9 +47,9 @@ from bench.load import run_wrk
 from bench.placement import Placement
 from bench.results import InstructionCount, InstructionsRun
 from bench.scenarios import MOCK_BODY
+from service.jobs.store import JobStore
 from service.server.embedded_redis import EmbeddedRedis
 from service.server.process import free_port, wait_until_ready
-from service.storage import scripts
 from service.storage.keys import Keys
 
 CountedPath = Literal["sync", "submit", "poll", "finish"]
@@ -85,12 +87,15 @@ BUILDS: dict[BuildName, tuple[str, ...]] = {
     "bound": ("bench.apps.bound:app",),
 }
 QUIET = {"WORKER_CONCURRENCY": "0", "QUEUE_SAMPLE_S": "0", "MAX_QUEUE": "100000000"}
-# One consumer taking full batches; no reclaiming and no empty reads while it is counted.
+# One consumer taking full batches; no reclaiming and no empty reads while it is counted. Once
+# counted it is idle, blocked in a read of up to a minute: a stop that waited for that read
+# would wait out GRACEFUL_TIMEOUT_S (30 s), so it waits 1 s and cancels the read.
 CONSUMER = {
     "WORKER_CONCURRENCY": "1",
     "CLAIM_IDLE_MS": "3600000",
     "WORKER_BLOCK_MS": "60000",
     "REDIS_SOCKET_TIMEOUT_S": "300",
+    "GRACEFUL_TIMEOUT_S": "1",
 }
 
 
@@ -214,22 +219,21 @@ def count_http(
 
 
 def enqueue(redis_url: str, count: int) -> None:
-    """`count` jobs submitted as the API submits them (its own script), in one transaction."""
-    keys = Keys(KEY_PREFIX)
-    payload = orjson.dumps("some_input_data")
-    with redis.Redis.from_url(redis_url) as client:
-        submit = client.register_script(scripts.SUBMIT)
-        with client.pipeline(transaction=True) as pipe:
-            for _ in range(count):
-                job_id = uuid.uuid4()
-                job_key = keys.job(job_id)
-                submit(
-                    keys=[job_key, keys.stream, keys.backlog, keys.completed, job_key],
-                    args=[str(job_id), payload, repr(time.time()), 86_400, 0, 10**9, "", "",
-                          "1", ""],
-                    client=pipe,
-                )  # fmt: skip
-            pipe.execute()
+    """`count` jobs submitted as the API submits a batch (JobStore.submit_many): one script
+    call, so that a consumer already waiting finds them all at once."""
+
+    async def submit() -> None:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            store = JobStore(client, Keys(KEY_PREFIX), 86_400, stream_maxlen=10**9)
+            admitted = await store.submit_many([orjson.dumps("some_input_data")] * count)
+        finally:
+            await client.aclose()
+        refused = [admission for _, admission in admitted if admission.verdict != "ok"]
+        if refused:
+            raise RuntimeError(f"{len(refused)} of {count} jobs refused: {refused[0]}")
+
+    asyncio.run(submit())
 
 
 def _completed(redis_url: str) -> int:

@@ -83,21 +83,30 @@ class Sweep:
     knee: SweepPoint | None
 
 
+# How a client learns a job's result: short polls, long-poll, Server-Sent Events, a webhook.
+StrategyKind = Literal["poll", "long-poll", "sse", "webhook"]
+
+
 @dataclass(frozen=True, slots=True)
 class TimeToResult:
-    """From a job's scheduled submit to its result in hand, for one polling strategy; the
-    jobs of every round together."""
+    """From a job's scheduled submit to its result in hand, for one strategy; the jobs of
+    every round together."""
 
     strategy: str
     jobs: int
     completed: int
-    supported: bool  # False: the build answered a long-poll at once (it ignores `wait`)
+    # False: the build answered a long-poll at once (it ignores `wait`), has no event stream,
+    # or delivered no webhook
+    supported: bool
     p50_ms: float
     p90_ms: float
     p99_ms: float
+    # Requests per result besides the submit: polls (short or long), the one event stream, or
+    # the webhook's deliveries (at least once: a redelivery that arrives within the round counts).
     polls_per_result: float
     client_lag_p99_ms: float
     rounds: int = 1
+    kind: StrategyKind = "poll"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@ measured for tuned, seed and bound back to back, so that they share the machine'
 Two exceptions: the 2-worker scaling runs spread over every core, and Redis work is counted with
 one build at a time on the Redis."""
 
+import base64
 import os
+import secrets
 import statistics
 import subprocess
 import tempfile
@@ -250,19 +252,36 @@ def scaling(
     return Scaling(cfg.scaling_connections, shared.describe(), builds)
 
 
+def webhook_env() -> dict[str, str]:
+    """The tuned build's webhooks, to the harness's receiver on 127.0.0.1 over http, signed with a
+    secret made for this run."""
+    return {
+        "WEBHOOK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "WEBHOOK_ALLOW_HTTP": "true",
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+    }
+
+
 def times_to_result(
     cfg: BenchConfig, placement: Placement, base: Mapping[str, str], tmp: Path
 ) -> dict[BuildName, tuple[TimeToResult, ...]]:
-    """Each polling strategy against each build on a model of cfg.ttr_model_ms, in
-    cfg.ttr_rounds interleaved rounds; a strategy's figures are of its jobs of every round."""
-    slow = {**base, "MOCK_LATENCY_MS": str(cfg.ttr_model_ms)}
+    """Each strategy against each build on a model of cfg.ttr_model_ms, in cfg.ttr_rounds
+    interleaved rounds; a strategy's figures are of its jobs of every round. A strategy a build
+    does not offer is found out in the first round and not run again."""
+    slow = {**base, "MOCK_LATENCY_MS": str(cfg.ttr_model_ms), **webhook_env()}
     samples: dict[BuildName, list[tuple[Sample, ...]]] = {name: [] for name in ORDER}
     with fleet(placement, slow, tmp / "ttr") as served:
         for index in range(cfg.ttr_rounds):
             for name in round_order(index):
+                first = samples[name][0] if samples[name] else ()
+                unsupported = {s.strategy for s in first if not s.supported}
                 samples[name].append(
                     time_to_result(
-                        served[name].url, cfg.ttr_strategies, cfg.ttr_rate, cfg.ttr_duration_s
+                        served[name].url,
+                        cfg.ttr_strategies,
+                        cfg.ttr_rate,
+                        cfg.ttr_duration_s,
+                        unsupported,
                     )
                 )
     return {

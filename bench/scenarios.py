@@ -3,6 +3,7 @@ for completions, sequential requests for Redis work per request, the open-loop c
 latency at a fixed rate and for time to result."""
 
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import httpx2 as httpx
@@ -23,7 +24,7 @@ from bench.results import (
     Sweep,
     SweepPoint,
 )
-from bench.time_to_result import Sample, Strategy, sample
+from bench.time_to_result import Sample, Strategy, jobs_of, sample
 
 MOCK_BODY = '{"input": "some_input_data"}'
 IRIS_BODY = '{"input": [6.7, 3.0, 5.2, 2.3]}'
@@ -191,10 +192,17 @@ def redis_work(url: str, redis_url: str, settle_s: float, requests: int = 20) ->
 
 
 def time_to_result(
-    url: str, strategies: tuple[str, ...], rate: float, duration_s: float
+    url: str,
+    strategies: tuple[str, ...],
+    rate: float,
+    duration_s: float,
+    unsupported: Collection[str] = (),
 ) -> tuple[Sample, ...]:
-    """One round of every polling strategy against one build (bench/time_to_result.py)."""
+    """One round of every polling strategy against one build (bench/time_to_result.py); those
+    named in `unsupported` (the build did not offer them in an earlier round) are not run."""
     return tuple(
-        uvloop.run(sample(url, Strategy.parse(spec), rate_per_s=rate, duration_s=duration_s))
-        for spec in strategies
+        Sample.unsupported(strategy, jobs_of(rate, duration_s))
+        if strategy.name in unsupported
+        else uvloop.run(sample(url, strategy, rate_per_s=rate, duration_s=duration_s))
+        for strategy in map(Strategy.parse, strategies)
     )

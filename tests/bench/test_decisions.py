@@ -57,8 +57,12 @@ def test_a_load_run_carries_its_rate_and_percentiles_from_its_counts() -> None:
 def test_strategies_parse() -> None:
     assert Strategy.parse("poll:50ms").interval_s == pytest.approx(0.05)
     assert Strategy.parse("longpoll:2s").wait_s == 2
-    with pytest.raises(ValueError, match="unknown polling strategy"):
-        Strategy.parse("push:1s")
+    assert Strategy.parse("longpoll:2s").kind == "long-poll"
+    assert Strategy.parse("sse").kind == "sse"
+    assert Strategy.parse("webhook").kind == "webhook"
+    for wrong in ("push:1s", "sse:1s", "poll"):
+        with pytest.raises(ValueError, match="unknown strategy"):
+            Strategy.parse(wrong)
 
 
 def test_gate_fails_a_figure_below_its_floor() -> None:

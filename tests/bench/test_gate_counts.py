@@ -114,6 +114,31 @@ def test_poll_costs_one_round_trip(redis_server: EmbeddedRedis, quiet: ServerPro
     assert round_trips(redis_server, quiet, "GET", unknown, b"") == 1
 
 
+def test_an_async_batch_of_1000_inputs_is_one_redis_command(
+    redis_server: EmbeddedRedis, quiet: ServerProcess
+) -> None:
+    """The request's commands only: the script's HSETs and XADDs run inside its one call."""
+    body = orjson.dumps({"inputs": [f"some_input_data_{n}" for n in range(1000)]})
+    exchange(quiet, "POST", "/predict/batch", body, "async_mode: true")  # the pool is warm
+    counter = RedisCounter(redis_server.url)
+    try:
+        counter.start()
+        answer = exchange(quiet, "POST", "/predict/batch", body, "async_mode: true")
+        work = counter.delta()
+    finally:
+        counter.close()
+    assert answer.startswith(b"HTTP/1.1 202"), answer[:200]
+    assert len(body_of(answer)["predictions"]) == 1000  # type: ignore[arg-type]
+    script_commands = {"exists", "get", "hset", "expire", "xadd", "incr"}
+    calls = {name: n for name, n in work.commands.items() if name not in script_commands}
+    assert (
+        calls
+        == {"evalsha": EXPECTED.redis_commands_per_request["batch_1000_async"]}
+        == {"evalsha": 1}
+    )
+    assert work.commands["xadd"] == work.commands["hset"] == 1000
+
+
 def _measured_bytes(quiet: ServerProcess, iris: ServerProcess) -> dict[str, int]:
     sync = exchange(iris, "POST", "/predict", IRIS_BODY)
     submitted = exchange(quiet, "POST", "/predict", MOCK_BODY, "async_mode: true")

@@ -12,14 +12,14 @@ from bench.config import BenchConfig
 from bench.gate import check
 from bench.lineup import ORDER
 from bench.report import print_table, render_html, write_report
-from bench.results import MicroBenchmark
+from bench.results import MicroBenchmark, TimeToResult
 from tests.support.bench_results import build_figures, full_run
 
 SECTIONS = (
     "Throughput vs concurrency",
     "Latency at a fixed rate (open loop)",
     "Scaling with 2 workers",
-    "Time to result by polling strategy",
+    "Time to result by strategy",
     "Redis work per API request",
     "Model emulation and the real model",
     "Micro-benchmarks",
@@ -37,11 +37,34 @@ def test_a_full_run_shows_every_section() -> None:
         assert "Not part of this run" not in section(html, title), title
     assert 'class="knee"' in section(html, "Throughput vs concurrency")
     assert "tuned (own knee)" in section(html, "Latency at a fixed rate (open loop)")
-    ttr = section(html, "Time to result by polling strategy")
+    ttr = section(html, "Time to result by strategy")
     assert ttr.count("not supported (answers at once, ignores wait)") == 2  # seed and bound
     assert "1 round trips (hset 1)" in section(html, "Redis work per API request")
     assert "<td>MOCK_CPU_MS=1</td>" in section(html, "Model emulation and the real model")
     assert "<td>test_orjson</td><td>2.00</td>" in section(html, "Micro-benchmarks")
+
+
+def test_event_streams_and_webhooks_show_beside_the_polls() -> None:
+    made_up = full_run(BenchConfig())
+    builds = {
+        name: replace(
+            figures,
+            time_to_result=(
+                TimeToResult(
+                    "SSE events", 80, 80, name == "tuned", 52.0, 53, 54.0, 1.0, 0.1, 3, "sse"
+                ),
+                TimeToResult(
+                    "webhook", 80, 80, name == "tuned", 55.0, 56, 58.0, 1.0, 0.1, 3, "webhook"
+                ),
+            ),
+        )
+        for name, figures in made_up.builds.items()
+    }
+    ttr = section(render_html(replace(made_up, builds=builds), None), "Time to result by strategy")
+    assert "52.0 / 54.0 ms, 1.0 event streams" in ttr
+    assert "55.0 / 58.0 ms, 1.0 deliveries" in ttr
+    assert ttr.count("not supported (no event stream)") == 2  # seed and bound
+    assert ttr.count("not supported (delivers no webhook)") == 2
 
 
 def test_a_gate_run_says_what_it_did_not_measure() -> None:
