@@ -14,15 +14,15 @@ from dataclasses import dataclass
 
 import httpx2 as httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from service.server.embedded_redis import EmbeddedRedis
 from service.server.process import free_port
 from tests.support.dashboards import Panel, panels
 from tests.support.locust_runs import loadtest_env, make_command
-from tests.support.prometheus import SCRAPE_INTERVAL_S, prometheus, query_range
+from tests.support.prometheus import SCRAPE_INTERVAL_S, instant_values, prometheus, query_range
 from tests.support.served import serve
 from tests.support.tools import require
+from tests.support.webhooks import local_env, receiver
 
 pytestmark = [pytest.mark.served, pytest.mark.prometheus, pytest.mark.locust]
 
@@ -64,8 +64,9 @@ class Scraped:
     end: float
 
 
-def drive_load(url: str, deadline: float) -> None:
-    """Sync predictions, async submits and polls until the deadline, within a bounded count.
+def drive_load(url: str, webhook: str, deadline: float) -> None:
+    """Sync predictions, async submits (each with a webhook) and polls until the deadline,
+    within a bounded count.
 
     `Prefer: wait` and `?wait=` are ignored by a service without long-poll and exercise it
     once the service has it.
@@ -76,7 +77,9 @@ def drive_load(url: str, deadline: float) -> None:
                 return
             client.post("/predict", json=BODY)
             accepted = client.post(
-                "/predict", json=BODY, headers={"async_mode": "true", "Prefer": "wait=0"}
+                "/predict",
+                json={**BODY, "webhook": webhook},
+                headers={"async_mode": "true", "Prefer": "wait=0"},
             )
             location = accepted.headers["location"]
             while client.get(location, params={"wait": "1"}).status_code == 202:
@@ -85,27 +88,48 @@ def drive_load(url: str, deadline: float) -> None:
             client.post("/predict", content=b"not json")  # 422
 
 
-def total_503s(url: str) -> float:
-    """What the service itself reports, before Prometheus scrapes it."""
-    text = httpx.get(f"{url}/metrics").text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "http_requests_total" and sample.labels["status"] == "503"
-    )
+def follow_jobs(url: str, deadline: float) -> None:
+    """Jobs followed to their end as Server-Sent Events, one after another until the deadline:
+    a stream is open nearly all the time (the open-streams gauge)."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for _ in range(MAX_REQUESTS_PER_THREAD):
+            if time.monotonic() > deadline:
+                return
+            followed = client.post("/predict", json=BODY, headers={"async_mode": "true"})
+            with client.stream("GET", f"{followed.headers['location']}/events") as events:
+                assert events.status_code == 200
+                for _ in events.iter_lines():
+                    pass
 
 
 def wait_for_scrape(prometheus_url: str, expr: str, minimum: float) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        body = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": expr}).json()
-        if any(
-            float(value) >= minimum for _, value in (r["value"] for r in body["data"]["result"])
-        ):
+        if any(value >= minimum for value in instant_values(prometheus_url, expr)):
             return
         time.sleep(SCRAPE_INTERVAL_S / 2)
     raise TimeoutError(f"Prometheus never saw {expr} >= {minimum}")
+
+
+def answer_503s_until_rated(prometheus_url: str, service_url: str) -> None:
+    """503s, a few per scrape, until Prometheus itself computes a rate of them over the panels'
+    window, then two scrapes more. Counting what was sent is not enough: a counter's first
+    sample is not an increase, a 5xx answered earlier (under load) may already have made the
+    series, and a missed scrape leaves a window with one sample, so only Prometheus's own
+    answer says that the error panels have their data."""
+    expr = grafana_expr('sum(rate(http_requests_total{status=~"5.."}[$__rate_interval]))')
+    deadline = time.monotonic() + 30
+    rated_until: float | None = None
+    while rated_until is None or time.monotonic() < rated_until:
+        assert httpx.get(f"{service_url}/predict/{UNKNOWN_ID}").status_code == 503
+        if rated_until is None:
+            if any(value > 0 for value in instant_values(prometheus_url, expr)):
+                rated_until = time.monotonic() + 2 * SCRAPE_INTERVAL_S
+            elif time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"Prometheus never saw {expr} > 0 while the service answered 503"
+                )
+        time.sleep(SCRAPE_INTERVAL_S / 4)
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +137,15 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
     binary = require("prometheus", "prometheus")
     tmp = tmp_path_factory.mktemp("dashboards")
     redis = EmbeddedRedis(tmp / "redis", port=free_port(), appendonly=False)
-    env = {"WEB_CONCURRENCY": "2", "MOCK_LATENCY_MS": "300"}
+    env = {
+        "WEB_CONCURRENCY": "2",
+        "MOCK_LATENCY_MS": "300",
+        **local_env(),
+    }
     (tmp / "prometheus").mkdir()
     locust_port = free_port()
     with (
+        receiver() as webhooks,
         redis,
         serve({**env, "REDIS_URL": redis.url}, tmp) as served,
         prometheus(
@@ -148,23 +177,20 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
             stderr=subprocess.DEVNULL,
         )
         try:
-            with ThreadPoolExecutor(4) as pool:
-                for done in [pool.submit(drive_load, served.url, deadline) for _ in range(4)]:
+            with ThreadPoolExecutor(5) as pool:
+                loads = [
+                    pool.submit(drive_load, served.url, webhooks.url, deadline) for _ in range(4)
+                ]
+                for done in [*loads, pool.submit(follow_jobs, served.url, deadline)]:
                     done.result()  # a load thread's error fails the set-up, not a panel
             # Locust's exporter lives as long as its run: Prometheus must have scraped it.
             wait_for_scrape(prom, "sum(locust_requests_total)", 1)
         finally:
             locust.wait(60)
-        # Redis goes away: the endpoints that need it answer 503, for the error panels. A
-        # counter's first sample is not an increase, so Prometheus sees the first 503 before
-        # the others.
+        # Redis goes away: the endpoints that need it answer 503, for the error panels, until
+        # every rate window closing now has its samples.
         redis.stop()
-        for total in (1, 5):
-            while (sent := total_503s(served.url)) < total:
-                assert httpx.get(f"{served.url}/predict/{UNKNOWN_ID}").status_code == 503
-            wait_for_scrape(prom, 'sum(http_requests_total{status="503"})', sent)
-        # Two more scrapes, so that every rate window closing now has its samples.
-        time.sleep(2 * SCRAPE_INTERVAL_S)
+        answer_503s_until_rated(prom, served.url)
         yield Scraped(prom, start, time.time())
 
 

@@ -48,6 +48,7 @@ def test_the_alerts_the_issue_asks_for_exist() -> None:
     assert "prediction_queue_backlog_jobs" in exprs["QueueBacklogGrowing"]
     assert "prediction_queue_oldest_job_age_seconds" in exprs["OldestJobTooOld"]
     assert "prediction_jobs_dead_lettered_total" in exprs["JobsDeadLettered"]
+    assert 'outcome="dead"' in exprs["WebhooksDeadLettered"]
 
 
 def test_every_panel_uses_the_provisioned_datasource() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from service.settings import Settings
 from tests.support.paths import ROOT
 
 BIN = Path(sys.executable).parent
@@ -58,6 +59,14 @@ def test_compose_topology() -> None:
     assert worker["command"] == ["python", "-m", "service", "worker"]
     assert worker["image"] == api["image"]
     assert worker["environment"]["REDIS_URL"] == api["environment"]["REDIS_URL"]
+
+
+def test_compose_gives_the_api_and_every_worker_the_same_webhook_secret() -> None:
+    services = compose()["services"]
+    signing = ("api", "worker", "api-cluster", "worker-cluster")
+    secrets = {services[name]["environment"]["WEBHOOK_SECRET"] for name in signing}
+    assert secrets == {"${WEBHOOK_SECRET:-}"}
+    assert Settings(webhook_secret="").webhook_secret is None  # unset in the shell: no webhooks
 
 
 def test_compose_cluster_profile_runs_the_api_on_six_cluster_nodes() -> None:

@@ -178,6 +178,20 @@ def test_the_configuration_is_valid_settings_but_the_placeholder_key_is_refused(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_webhooks_are_off_until_their_secret_is_set_for_api_and_workers_alike(
+    overlay: str,
+) -> None:
+    objects = rendered(overlay)
+    secret = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+    for deployment in ("api", "worker"):
+        environment = configuration(objects, container(objects, deployment))
+        assert environment["WEBHOOK_SECRET"] == ""
+        assert settings_of(environment).webhook_secret is None
+        enabled = settings_of({**environment, "WEBHOOK_SECRET": secret})
+        assert enabled.webhook_secret == secret
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_api_and_workers_share_their_configuration_but_only_workers_consume(overlay: str) -> None:
     objects = rendered(overlay)
     api = configuration(objects, container(objects, "api"))
