@@ -6,6 +6,7 @@ generator's launcher) needs none of the service's dependencies.
 """
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -39,6 +40,45 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _ephemeral_ports() -> range:
+    """The ports the kernel picks a connection's local port from (Linux's ip_local_port_range;
+    elsewhere Linux's default, which also covers most of the IANA range other systems use)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port_block(count: int = 1, *, offsets: Sequence[int] = (0,)) -> int:
+    """A port p such that p..p+count-1, each also moved by every offset, are free now and lie
+    below the ephemeral range.
+
+    For servers whose ports follow from one another (a cluster node's bus port 10000 above its
+    own, a run of consecutive nodes), where `free_port` would only vouch for the first: the
+    others are checked, not handed out, and inside the ephemeral range any connection opened
+    meanwhile could take one before the server binds it (a cluster node then exits with
+    "Address already in use"). Below that range only an explicit bind can."""
+    low = max(1025, 1025 - min(offsets))
+    high = _ephemeral_ports().start - count - max(0, max(offsets))
+    if high < low:
+        raise ValueError(f"no {count} ports with offsets {list(offsets)} below the ephemeral range")
+    for _ in range(1000):
+        first = random.randint(low, high)  # noqa: S311 - spreads callers apart, no secret
+        if all(_bindable(first + i + shift) for i in range(count) for shift in offsets):
+            return first
+    raise RuntimeError(f"found no {count} free ports with offsets {list(offsets)}")
 
 
 def answers(url: str, path: str = "/readyz", timeout_s: float = 1.0) -> bool:

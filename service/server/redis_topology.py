@@ -31,11 +31,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from service.server.embedded_redis import _die_with_parent, find_redis_server
-from service.server.process import free_port, stop
+from service.server.process import free_port, free_port_block, stop
 
 HOST = "127.0.0.1"
 # Each node also listens on its port + 10000 for the cluster bus.
-_MAX_CLUSTER_PORT = 65535 - 10_000
+CLUSTER_BUS_OFFSET = 10_000
 
 
 def _log_tail(log: Path) -> str:
@@ -45,14 +45,6 @@ def _log_tail(log: Path) -> str:
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         return s.connect_ex((HOST, port)) == 0
-
-
-def _free_cluster_port(taken: Sequence[int]) -> int:
-    """A free port whose cluster bus port (10000 above it, so at most 55535) is free too."""
-    while True:
-        port = free_port()
-        if port <= _MAX_CLUSTER_PORT and port not in taken and not _port_in_use(port + 10_000):
-            return port
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,9 +327,8 @@ class LocalCluster(_Topology):
         super().__init__(directory, password, binary, tls)
         size = primaries * (1 + replicas_per_primary)
         if ports is None:
-            ports = []
-            while len(ports) < size:
-                ports.append(_free_cluster_port(ports))
+            first = free_port_block(size, offsets=(0, CLUSTER_BUS_OFFSET))
+            ports = list(range(first, first + size))
         if len(ports) != size:
             raise ValueError(
                 f"{primaries} primaries with {replicas_per_primary} replicas each need "

@@ -1,13 +1,21 @@
 """The helper that starts a server, waits until it is ready and stops it with its children."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from service.server.process import NotReadyError, answers, free_port, running
+from service.server.process import (
+    NotReadyError,
+    _ephemeral_ports,
+    answers,
+    free_port,
+    free_port_block,
+    running,
+)
 from tests.support.paths import ROOT
 
 
@@ -38,3 +46,20 @@ def test_a_server_that_exits_is_not_waited_for(tmp_path: Path) -> None:
         running(command, port=free_port(), log=tmp_path / "server.log"),
     ):
         pass
+
+
+@pytest.mark.parametrize("offset", [10_000, -20_000])
+def test_a_block_of_ports_and_its_shifted_twins_are_free_and_below_the_ephemeral_range(
+    offset: int,
+) -> None:
+    first = free_port_block(6, offsets=(0, offset))
+    ports = [first + i + shift for i in range(6) for shift in (0, offset)]
+    assert all(1024 < port < _ephemeral_ports().start for port in ports)
+    for port in ports:  # each can be bound: nothing holds it
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", port))
+
+
+def test_a_block_that_cannot_fit_below_the_ephemeral_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="below the ephemeral range"):
+        free_port_block(2, offsets=(0, _ephemeral_ports().start))

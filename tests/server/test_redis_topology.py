@@ -15,7 +15,7 @@ import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from service.server.process import free_port
+from service.server.process import free_port_block
 from service.server.redis_topology import LocalCluster, LocalSentinel
 from tests.support.paths import ROOT
 from tests.support.tools import require_installed
@@ -158,25 +158,6 @@ def test_sentinel_promotes_the_replica_when_the_primary_dies(
             assert client.get("after") == "failover"
 
 
-def bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_block(count: int, *, offset: int) -> int:
-    """A port p such that p..p+count-1 and the same ports `offset` away are all free (a
-    cluster node's bus port, a sentinel's data nodes)."""
-    while True:
-        first = free_port()
-        ports = [first + i + shift for i in range(count) for shift in (0, offset)]
-        if all(1024 < port <= 55535 for port in ports) and all(map(bindable, ports)):
-            return first
-
-
 @pytest.mark.parametrize(
     ("command", "variable", "offset", "scheme"),
     [
@@ -187,7 +168,7 @@ def free_block(count: int, *, offset: int) -> int:
 def test_the_cli_prints_the_url_and_stops_on_sigterm(
     tmp_path: Path, redis_server: Path, command: str, variable: str, offset: int, scheme: str
 ) -> None:
-    first = free_block(6 if command == "cluster" else 3, offset=offset)
+    first = free_port_block(6 if command == "cluster" else 3, offsets=(0, offset))
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env |= {variable: str(first), "DATA_DIR": str(tmp_path), "REDIS_SERVER_BIN": str(redis_server)}
     with subprocess.Popen(
