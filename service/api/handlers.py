@@ -38,7 +38,7 @@ from service.jobs.backends.stream import StreamBackend
 from service.jobs.notifier import await_final, wait_until_final
 from service.jobs.status import JobStatus
 from service.jobs.store import Job, WebhookTarget
-from service.jobs.webhook_urls import webhook_url_error
+from service.jobs.webhook_urls import WebhookURLError, check_webhook_url
 from service.settings import Settings
 
 _QUEUED = JobStatus.QUEUED.value
@@ -207,9 +207,10 @@ class PredictionHandlers:
             raise _RefusedError("webhook_events_filter needs a webhook.")
         if self.settings.webhook_secret is None:
             raise _RefusedError("This service sends no webhooks (WEBHOOK_SECRET is unset).")
-        error = await webhook_url_error(parsed.webhook, self.settings)
-        if error is not None:
-            raise _RefusedError(f"webhook: {error}")
+        try:
+            await check_webhook_url(parsed.webhook, self.settings)
+        except WebhookURLError as exc:
+            raise _RefusedError(f"webhook: {exc}") from exc
         events = parsed.webhook_events_filter or ["completed"]
         return WebhookTarget(parsed.webhook, tuple(e for e in WEBHOOK_EVENTS if e in events))
 

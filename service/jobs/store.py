@@ -153,6 +153,14 @@ def _admission(reply: list[Any], unreplicated: bool) -> Admission:
     return Admission("ok", backlog=int(reply[1]))
 
 
+def _visible(job_id: str, fields: _JobFields, owner: str | None) -> Job | None:
+    """The job a hash holds, for `owner` only: None for no job, or another key's."""
+    if b"status" not in fields:
+        return None
+    job = Job.from_hash(job_id, fields)
+    return job if job.owner == owner else None
+
+
 def body_digest(input_json: bytes) -> str:
     return hashlib.sha256(input_json).hexdigest()
 
@@ -322,10 +330,7 @@ class JobStore:
         other it does not exist, so its id gives nothing away (OWASP API1)."""
         text = str(job_id)
         fields = cast(_JobFields, await self.redis.hgetall(self.keys.job(text)))
-        if not fields or b"status" not in fields:
-            return None
-        job = Job.from_hash(text, fields)
-        return job if job.owner == owner else None
+        return _visible(text, fields, owner)
 
     async def mark_running(
         self, shard: Shard, job_ids: Sequence[str]
@@ -404,11 +409,7 @@ class JobStore:
         if self.keys.shard_of(job_id) is None:
             return None
         flat = await self._watch_job(keys=[self.keys.job(text)])
-        fields = dict(zip(flat[::2], flat[1::2], strict=True))
-        if b"status" not in fields:
-            return None
-        job = Job.from_hash(text, fields)
-        return job if job.owner == owner else None
+        return _visible(text, dict(zip(flat[::2], flat[1::2], strict=True)), owner)
 
     async def sample_queue(self) -> tuple[int, float | None]:
         """One round trip per shard, concurrently: the backlog of all shards, and the enqueue

@@ -102,12 +102,3 @@ async def check_webhook_url(url: str, settings: Settings) -> Target:
             )
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(url, scheme, host, port, str(addresses[0]), path)
-
-
-async def webhook_url_error(url: str, settings: Settings) -> str | None:
-    """None when the URL may be called, else why not (the 422's message)."""
-    try:
-        await check_webhook_url(url, settings)
-    except WebhookURLError as exc:
-        return str(exc)
-    return None

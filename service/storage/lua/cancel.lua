@@ -30,12 +30,7 @@ if status == 'queued' and state[3] then
 end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-if state[4] and string.find(state[4], 'completed', 1, true) then
-  local job = redis.call('HMGET', KEYS[1], 'webhook', 'input')
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*',
-             'id', 'msg_' .. ARGV[7] .. '_completed', 'job', ARGV[7], 'event', 'completed',
-             'url', job[1], 'attempt', '0', 'status', 'canceled', 'input', job[2],
-             'created_at', state[5], 'finished_at', ARGV[2])
-end
+queue_webhook(KEYS[5], ARGV[8], KEYS[1], ARGV[7], 'completed', state[4],
+              'status', 'canceled', 'finished_at', ARGV[2])
 redis.call(ARGV[5], ARGV[6], ARGV[7])
 return {'canceled', status, state[5]}

@@ -47,14 +47,8 @@ for i = 6, #KEYS do
         end
         redis.call('HSET', key, 'status', status, field, value, 'finished_at', ARGV[3])
         redis.call('EXPIRE', key, ARGV[2])
-        if state[2] and string.find(state[2], 'completed', 1, true) then
-          local job = redis.call('HMGET', key, 'webhook', 'input', 'created_at')
-          redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*',
-                     'id', 'msg_' .. job_id .. '_completed', 'job', job_id,
-                     'event', 'completed', 'url', job[1], 'attempt', '0', 'status', status,
-                     'input', job[2], 'created_at', job[3], field, value,
-                     'finished_at', ARGV[3])
-        end
+        queue_webhook(KEYS[5], ARGV[8], key, job_id, 'completed', state[2],
+                      'status', status, field, value, 'finished_at', ARGV[3])
       end
       done[#done + 1] = job_id
     end

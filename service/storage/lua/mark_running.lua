@@ -24,12 +24,8 @@ for i = 2, #KEYS do
     redis.call('HSET', key, 'status', 'running', 'started_at', ARGV[1])
     out[i - 1] = {attempts, state[2]}
     local job_id = ARGV[3 + i]
-    if state[3] and attempts == 1 and string.find(state[3], 'start', 1, true) then
-      local job = redis.call('HMGET', key, 'webhook', 'input')
-      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*',
-                 'id', 'msg_' .. job_id .. '_start', 'job', job_id, 'event', 'start',
-                 'url', job[1], 'attempt', '0', 'status', 'running', 'input', job[2],
-                 'created_at', state[2])
+    if attempts == 1 then
+      queue_webhook(KEYS[1], ARGV[4], key, job_id, 'start', state[3], 'status', 'running')
     end
     if state[4] then
       watched[#watched + 1] = job_id
